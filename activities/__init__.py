@@ -1,0 +1,1 @@
+"""Every side effect of a research run, one activity per side effect."""

@@ -1,0 +1,57 @@
+"""Publish activity: write the report (Markdown + JSON) to Postgres and the reports folder, once."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from temporalio import activity
+
+from deepsci.contracts import PublishInput, PublishResult
+
+if TYPE_CHECKING:
+    from activities.deps import Deps
+
+__all__ = ["PublishActivities", "report_document"]
+
+
+def report_document(result: dict, markdown: str) -> dict:
+    """The report contract printed by ``deepsci result --json``."""
+    return {
+        "workflow_id": result["workflow_id"],
+        "status": result["status"],
+        "question": result["question"],
+        "mode": result["mode"],
+        "report_markdown": markdown,
+        "citations": result["citations"],
+        "sources": [
+            {k: s.get(k) for k in ("source_id", "uri", "title", "kind", "status", "error")}
+            for s in result["sources"]
+        ],
+        "stats": result["stats"],
+        "decisions": result.get("decisions", []),
+    }
+
+
+class PublishActivities:
+    def __init__(self, deps: Deps):
+        self.deps = deps
+
+    @activity.defn(name="publish")
+    def publish(self, inp: PublishInput) -> PublishResult:
+        store, out_dir = self.deps.store, self.deps.settings.reports_path
+        report = store.get_artifact(inp.report_key)
+        result = inp.result.model_dump(mode="json")
+        doc = report_document(result, report["markdown"])
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in inp.workflow_id)
+        md_path, json_path = out_dir / f"{safe}.md", out_dir / f"{safe}.json"
+
+        def write() -> dict:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            md_path.write_text(report["markdown"], encoding="utf-8")
+            json_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+            store.put_report(inp.workflow_id, inp.result.question, inp.result.mode, report["markdown"], doc)
+            return {"path_markdown": str(md_path), "path_json": str(json_path)}
+
+        recorded, first = store.once(inp.idempotency_key, write)
+        return PublishResult(**recorded, first_time=first)

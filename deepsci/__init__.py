@@ -1,0 +1,1 @@
+"""DeepScientist domain code: contracts, settings, providers and stores shared by the Temporal roles."""

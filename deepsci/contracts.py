@@ -1,0 +1,293 @@
+"""Pydantic contracts: one model in and one model out for every workflow, activity, update, signal and query.
+
+Rule: add fields with defaults; never change a field's meaning (running histories hold old payloads).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GateName = Literal["plan", "report"]
+DecisionKind = Literal["approve", "reject", "request_changes"]
+DeadlinePolicy = Literal["reject", "approve"]
+SourceStatus = Literal["parsed", "failed"]
+RunStatus = Literal["running", "published", "rejected", "failed"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+# ---------------------------------------------------------------- run request and result
+
+
+class ResearchRequest(Model):
+    question: str = Field(min_length=3, max_length=2000)
+    corpus: str | None = Field(
+        default=None, description="Folder searched by the local provider; None = the default corpus."
+    )
+    search: list[str] = Field(default_factory=lambda: ["local"], description="Search providers.")
+    max_sub_questions: int = Field(default=4, ge=1, le=12)
+    max_sources_per_sub_question: int = Field(default=4, ge=1, le=25)
+    max_revision_rounds: int = Field(default=1, ge=0, le=5)
+    evidence_per_sub_question: int = Field(default=6, ge=1, le=30)
+    gate_deadline_s: float = Field(default=24 * 3600, gt=0)
+    deadline_policy: DeadlinePolicy = "reject"
+    auto_approve: bool = False
+    allowed_reviewers: list[str] = Field(
+        default_factory=list, description="Empty means any reviewer may decide."
+    )
+
+
+class Citation(Model):
+    n: int
+    source_id: str
+    title: str
+    uri: str
+    locator: str
+    quote: str
+
+
+class SourceRecord(Model):
+    source_id: str
+    uri: str
+    title: str
+    kind: str
+    status: SourceStatus
+    error: str | None = None
+    content_hash: str | None = None
+    chars: int = 0
+
+
+class Stats(Model):
+    sources_found: int = 0
+    sources_parsed: int = 0
+    sources_failed: int = 0
+    chunks_indexed: int = 0
+    llm_calls: int = 0
+    duration_s: float = 0.0
+
+
+class DecisionRecord(Model):
+    gate: GateName
+    decision: DecisionKind
+    reviewer: str
+    comment: str = ""
+    at: datetime
+    by_deadline: bool = False
+
+
+class ResearchResult(Model):
+    workflow_id: str
+    status: RunStatus
+    question: str
+    mode: str
+    message: str = ""
+    report_key: str | None = None
+    report_path: str | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    sources: list[SourceRecord] = Field(default_factory=list)
+    stats: Stats = Field(default_factory=Stats)
+    decisions: list[DecisionRecord] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- gates, progress
+
+
+class GateDecision(Model):
+    """Payload of the `decide` Update and of the `decide_signal` Signal."""
+
+    gate: GateName
+    decision: DecisionKind
+    reviewer: str = Field(min_length=1, max_length=200)
+    comment: str = ""
+    plan: list[str] | None = Field(default=None, description="Edited sub-questions (plan gate).")
+
+
+class DecisionOutcome(Model):
+    gate: GateName
+    decision: DecisionKind
+    reviewer: str
+    accepted: bool
+    message: str = ""
+
+
+class Progress(Model):
+    stage: str
+    sub_questions_total: int = 0
+    sub_questions_done: int = 0
+    sources_found: int = 0
+    sources_parsed: int = 0
+    sources_failed: int = 0
+    chunks_indexed: int = 0
+    llm_calls: int = 0
+    revision_round: int = 0
+    open_gate: GateName | None = None
+    gate_deadline: datetime | None = None
+    plan: list[str] = Field(default_factory=list)
+    decisions: list[DecisionRecord] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- activities
+
+
+class SubQuestion(Model):
+    id: str
+    text: str
+
+
+class PlanInput(Model):
+    idempotency_key: str
+    question: str
+    max_sub_questions: int
+
+
+class Plan(Model):
+    sub_questions: list[SubQuestion]
+    mode: str
+
+
+class SearchInput(Model):
+    idempotency_key: str
+    query: str
+    corpus: str | None
+    providers: list[str]
+    limit: int
+
+
+class SearchHit(Model):
+    uri: str
+    title: str
+    score: float
+    snippet: str = ""
+
+
+class SearchResult(Model):
+    hits: list[SearchHit]
+
+
+class FetchParseInput(Model):
+    idempotency_key: str
+    uri: str
+    title: str = ""
+
+
+class IndexInput(Model):
+    idempotency_key: str
+    content_hashes: list[str]
+
+
+class IndexResult(Model):
+    chunks_indexed: int
+    chunks_new: int
+    chunks_by_hash: dict[str, int] = Field(default_factory=dict)
+
+
+class EvidenceRef(Model):
+    """A pointer to one indexed chunk, with a short snippet for the Web UI."""
+
+    point_id: str
+    source_id: str
+    content_hash: str
+    locator: str
+    score: float
+    snippet: str
+
+
+class RetrieveInput(Model):
+    idempotency_key: str
+    query: str
+    content_hashes: list[str]
+    limit: int
+
+
+class RetrieveResult(Model):
+    evidence: list[EvidenceRef]
+
+
+class InvestigateInput(Model):
+    run_id: str
+    question: str
+    sub_question: SubQuestion
+    corpus: str | None
+    providers: list[str]
+    max_sources: int
+    evidence_limit: int
+
+
+class InvestigateResult(Model):
+    sub_question_id: str
+    sources: list[SourceRecord]
+    chunks_indexed: int
+    evidence: list[EvidenceRef]
+    chunks_by_hash: dict[str, int] = Field(default_factory=dict)
+
+
+class DraftInput(Model):
+    idempotency_key: str
+    question: str
+    sub_question: SubQuestion
+    evidence: list[EvidenceRef]
+    revision_round: int = 0
+    notes: list[str] = Field(default_factory=list)
+
+
+class DraftRef(Model):
+    key: str
+    sub_question_id: str
+    sentences: int
+    answered: bool
+
+
+class CritiqueIssue(Model):
+    sub_question_id: str
+    kind: Literal["uncovered", "unsupported", "thin", "reviewer"]
+    detail: str
+
+
+class CritiqueInput(Model):
+    idempotency_key: str
+    question: str
+    drafts: list[DraftRef]
+    reviewer_comment: str = ""
+
+
+class Critique(Model):
+    issues: list[CritiqueIssue]
+
+    @property
+    def ok(self) -> bool:
+        return not self.issues
+
+
+class AggregateInput(Model):
+    idempotency_key: str
+    workflow_id: str
+    question: str
+    drafts: list[DraftRef]
+    sources: list[SourceRecord]
+    critique: list[CritiqueIssue] = Field(default_factory=list)
+
+
+class ReportRef(Model):
+    key: str
+    mode: str
+    chars: int
+    citations: list[Citation]
+    summary: str
+
+
+class PublishInput(Model):
+    idempotency_key: str
+    workflow_id: str
+    report_key: str
+    result: ResearchResult
+
+
+class PublishResult(Model):
+    path_markdown: str
+    path_json: str
+    first_time: bool

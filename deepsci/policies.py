@@ -1,0 +1,47 @@
+"""Named timeouts and retry policies: the one table every activity call takes its options from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+from deepsci.errors import NON_RETRYABLE_TYPES
+
+__all__ = ["ActivityOptions", "POLICIES"]
+
+
+def _retry(initial_s: float, max_interval_s: float, attempts: int) -> RetryPolicy:
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=initial_s),
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(seconds=max_interval_s),
+        maximum_attempts=attempts,
+        non_retryable_error_types=list(NON_RETRYABLE_TYPES),
+    )
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    start_to_close: timedelta
+    retry: RetryPolicy
+    heartbeat: timedelta | None = None
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for ``workflow.execute_activity``."""
+        out: dict = {"start_to_close_timeout": self.start_to_close, "retry_policy": self.retry}
+        if self.heartbeat is not None:
+            out["heartbeat_timeout"] = self.heartbeat
+        return out
+
+
+# Third-party client timeouts must stay below these start-to-close values (Temporal owns retries).
+POLICIES: dict[str, ActivityOptions] = {
+    "llm": ActivityOptions(timedelta(minutes=3), _retry(2, 60, 8), timedelta(seconds=30)),
+    "search": ActivityOptions(timedelta(minutes=2), _retry(1, 30, 6), timedelta(seconds=30)),
+    "fetch": ActivityOptions(timedelta(minutes=2), _retry(1, 30, 5), timedelta(seconds=30)),
+    "embed": ActivityOptions(timedelta(minutes=10), _retry(1, 30, 6), timedelta(seconds=60)),
+    "store": ActivityOptions(timedelta(seconds=60), _retry(0.5, 10, 10)),
+    "notify": ActivityOptions(timedelta(seconds=30), _retry(1, 60, 10)),
+}

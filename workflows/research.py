@@ -1,0 +1,317 @@
+"""ResearchWorkflow: plan, plan gate, investigate (child per sub-question), draft, critique/revise,
+aggregate, report gate, publish. Orchestration only; every side effect is an activity."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.indexing import IndexActivities
+    from activities.planning import PlanActivities
+    from activities.publishing import PublishActivities
+    from activities.writing import WritingActivities
+    from deepsci.contracts import (
+        AggregateInput,
+        CritiqueInput,
+        DecisionOutcome,
+        DecisionRecord,
+        DraftInput,
+        DraftRef,
+        EvidenceRef,
+        GateDecision,
+        GateName,
+        InvestigateInput,
+        InvestigateResult,
+        PlanInput,
+        Progress,
+        PublishInput,
+        ReportRef,
+        ResearchRequest,
+        ResearchResult,
+        RetrieveInput,
+        SourceRecord,
+        Stats,
+        SubQuestion,
+    )
+    from deepsci.policies import POLICIES
+    from deepsci.queues import Queues
+    from workflows import search_attributes as sa
+    from workflows.investigate import InvestigateWorkflow
+
+__all__ = ["ResearchWorkflow"]
+
+
+@workflow.defn
+class ResearchWorkflow:
+    def __init__(self) -> None:
+        self._stage = "starting"
+        self._request: ResearchRequest | None = None
+        self._plan: list[SubQuestion] = []
+        self._open_gate: GateName | None = None
+        self._gate_deadline = None
+        self._pending: DecisionRecord | None = None
+        self._decisions: list[DecisionRecord] = []
+        self._outcomes: dict[tuple, DecisionOutcome] = {}
+        self._done_sub_questions = 0
+        self._sources: dict[str, SourceRecord] = {}
+        self._chunks: dict[str, int] = {}
+        self._llm_calls = 0
+        self._round = 0
+
+    # ------------------------------------------------------------------ gates: update, signal, query
+
+    def _check(self, d: GateDecision) -> None:
+        req = self._request
+        if self._open_gate != d.gate:
+            raise ValueError(f"gate {d.gate!r} is not open (open gate: {self._open_gate or 'none'})")
+        if req and req.allowed_reviewers and d.reviewer not in req.allowed_reviewers:
+            raise ValueError(f"reviewer {d.reviewer!r} may not decide on this run")
+        if d.gate == "plan" and d.decision == "request_changes":
+            raise ValueError("the plan gate takes approve (optionally with an edited plan) or reject")
+        if d.plan is not None and (d.gate != "plan" or not [p for p in d.plan if p.strip()]):
+            raise ValueError("an edited plan needs at least one sub-question, on the plan gate")
+
+    @workflow.update
+    def decide(self, d: GateDecision) -> DecisionOutcome:
+        key = (d.gate, d.decision, d.reviewer, d.comment, tuple(d.plan or ()))
+        if key in self._outcomes:  # the same decision sent twice gets the first outcome
+            return self._outcomes[key]
+        self._pending = DecisionRecord(gate=d.gate, decision=d.decision, reviewer=d.reviewer,
+                                       comment=d.comment, at=workflow.now())
+        if d.plan is not None:
+            self._plan = [SubQuestion(id=f"sq{i + 1}", text=t.strip())
+                          for i, t in enumerate(p for p in d.plan if p.strip())]
+        outcome = DecisionOutcome(gate=d.gate, decision=d.decision, reviewer=d.reviewer,
+                                  accepted=True, message=f"{d.gate} {d.decision} by {d.reviewer}")
+        self._outcomes[key] = outcome
+        return outcome
+
+    @decide.validator
+    def _validate_decide(self, d: GateDecision) -> None:
+        if (d.gate, d.decision, d.reviewer, d.comment, tuple(d.plan or ())) in self._outcomes:
+            return
+        self._check(d)
+
+    @workflow.signal
+    def decide_signal(self, d: GateDecision) -> None:
+        """Fire-and-forget twin of `decide` for `temporal workflow signal` and the Web UI."""
+        try:
+            self._validate_decide(d)
+        except ValueError as err:
+            workflow.logger.warning("decision refused: %s", err)
+            return
+        self.decide(d)
+
+    @workflow.query
+    def progress(self) -> Progress:
+        srcs = list(self._sources.values())
+        return Progress(
+            stage=self._stage,
+            sub_questions_total=len(self._plan),
+            sub_questions_done=self._done_sub_questions,
+            sources_found=len(srcs),
+            sources_parsed=sum(1 for s in srcs if s.status == "parsed"),
+            sources_failed=sum(1 for s in srcs if s.status == "failed"),
+            chunks_indexed=sum(self._chunks.values()),
+            llm_calls=self._llm_calls,
+            revision_round=self._round,
+            open_gate=self._open_gate,
+            gate_deadline=self._gate_deadline,
+            plan=[s.text for s in self._plan],
+            decisions=list(self._decisions),
+        )
+
+    # ------------------------------------------------------------------ the run
+
+    def _set_stage(self, stage: str) -> None:
+        self._stage = stage
+        workflow.upsert_search_attributes([sa.STAGE.value_set(stage)])
+
+    async def _gate(self, gate: GateName, req: ResearchRequest) -> DecisionRecord:
+        self._pending = None
+        self._open_gate = gate
+        self._gate_deadline = workflow.now() + timedelta(seconds=req.gate_deadline_s)
+        self._set_stage(f"awaiting-{gate}-approval")
+        workflow.upsert_search_attributes([sa.OPEN_GATE.value_set(gate)])
+        if req.auto_approve:
+            # Recorded like any reviewer's decision: visible in history, progress and the result.
+            self._pending = DecisionRecord(gate=gate, decision="approve", reviewer="auto",
+                                           comment="--auto-approve", at=workflow.now())
+        else:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._pending is not None, timeout=timedelta(seconds=req.gate_deadline_s)
+                )
+            except asyncio.TimeoutError:
+                pass
+        decision = self._pending or DecisionRecord(
+            gate=gate, decision=req.deadline_policy, reviewer="deadline",
+            comment=f"no decision within {req.gate_deadline_s:g}s; policy {req.deadline_policy}",
+            at=workflow.now(), by_deadline=True,
+        )
+        self._decisions.append(decision)
+        self._open_gate = None
+        self._gate_deadline = None
+        workflow.upsert_search_attributes([
+            sa.OPEN_GATE.value_unset(),
+            sa.LAST_DECISION.value_set(f"{gate}:{decision.decision}:{decision.reviewer}"),
+        ])
+        workflow.logger.info("gate %s: %s by %s", gate, decision.decision, decision.reviewer)
+        return decision
+
+    @workflow.run
+    async def run(self, req: ResearchRequest) -> ResearchResult:
+        self._request = req
+        started = workflow.now()
+        wid = workflow.info().workflow_id
+        q = Queues.of_workflow_queue(workflow.info().task_queue)
+
+        self._set_stage("planning")
+        plan = await workflow.execute_activity_method(
+            PlanActivities.plan,
+            PlanInput(idempotency_key=f"{wid}/plan", question=req.question,
+                      max_sub_questions=req.max_sub_questions),
+            task_queue=q.llm, **POLICIES["llm"].kwargs(),
+        )
+        self._llm_calls += 1
+        self._plan = list(plan.sub_questions)
+        mode = plan.mode
+
+        decision = await self._gate("plan", req)
+        if decision.decision != "approve":
+            return self._result(wid, req, mode, "rejected", started,
+                                f"plan rejected by {decision.reviewer}: {decision.comment}".rstrip(": "))
+
+        self._set_stage("investigating")
+        investigations = await asyncio.gather(*(self._investigate(wid, req, sq) for sq in self._plan))
+        evidence = {r.sub_question_id: r.evidence for r in investigations}
+
+        self._set_stage("drafting")
+        drafts = list(await asyncio.gather(*(
+            self._draft(wid, req, sq, evidence[sq.id], 0, []) for sq in self._plan
+        )))
+        drafts = await self._revise(wid, req, drafts, "", req.max_revision_rounds)
+
+        comment_round = 0
+        while True:
+            self._set_stage("aggregating")
+            report = await self._aggregate(wid, req, drafts, comment_round)
+            decision = await self._gate("report", req)
+            if decision.decision == "approve":
+                break
+            if decision.decision == "reject" or comment_round >= 3:
+                return self._result(wid, req, mode, "rejected", started,
+                                    f"report rejected by {decision.reviewer}: {decision.comment}".rstrip(": "),
+                                    report=report)
+            comment_round += 1  # request_changes: one more revision round with the comment
+            drafts = await self._revise(wid, req, drafts, decision.comment, 1, tag=f"c{comment_round}")
+
+        self._set_stage("publishing")
+        result = self._result(wid, req, mode, "published", started, "published", report=report)
+        published = await workflow.execute_activity_method(
+            PublishActivities.publish,
+            PublishInput(idempotency_key=f"{wid}/publish", workflow_id=wid, report_key=report.key,
+                         result=result),
+            task_queue=q.io, **POLICIES["store"].kwargs(),
+        )
+        self._set_stage("published")
+        return result.model_copy(update={"report_path": published.path_markdown})
+
+    # ------------------------------------------------------------------ steps
+
+    async def _investigate(self, wid: str, req: ResearchRequest, sq: SubQuestion) -> InvestigateResult:
+        res = await workflow.execute_child_workflow(
+            InvestigateWorkflow.run,
+            InvestigateInput(run_id=wid, question=req.question, sub_question=sq, corpus=req.corpus,
+                             providers=req.search, max_sources=req.max_sources_per_sub_question,
+                             evidence_limit=req.evidence_per_sub_question),
+            id=f"{wid}/investigate/{sq.id}",
+            task_queue=workflow.info().task_queue,
+        )
+        for s in res.sources:
+            self._sources.setdefault(s.uri, s)
+        self._chunks.update(res.chunks_by_hash)
+        self._done_sub_questions += 1
+        return res
+
+    async def _draft(self, wid: str, req: ResearchRequest, sq: SubQuestion,
+                     evidence: list[EvidenceRef], rnd: int, notes: list[str], tag: str = "") -> DraftRef:
+        self._llm_calls += 1
+        return await workflow.execute_activity_method(
+            WritingActivities.draft,
+            DraftInput(idempotency_key=f"{wid}/draft/{sq.id}/r{rnd}{tag}", question=req.question,
+                       sub_question=sq, evidence=evidence, revision_round=rnd, notes=notes),
+            task_queue=Queues.of_workflow_queue(workflow.info().task_queue).llm,
+            **POLICIES["llm"].kwargs(),
+        )
+
+    async def _revise(self, wid: str, req: ResearchRequest, drafts: list[DraftRef], comment: str,
+                      rounds: int, tag: str = "") -> list[DraftRef]:
+        """Critique, then redraft the weak sections with wider evidence, at most ``rounds`` times."""
+        q = Queues.of_workflow_queue(workflow.info().task_queue)
+        hashes = sorted({s.content_hash for s in self._sources.values() if s.content_hash})
+        by_id = {sq.id: sq for sq in self._plan}
+        for rnd in range(1, rounds + 1):
+            self._set_stage("critiquing")
+            self._llm_calls += 1
+            critique = await workflow.execute_activity_method(
+                WritingActivities.critique,
+                CritiqueInput(idempotency_key=f"{wid}/critique/r{rnd}{tag}", question=req.question,
+                              drafts=drafts, reviewer_comment=comment),
+                task_queue=q.llm, **POLICIES["llm"].kwargs(),
+            )
+            weak = {i.sub_question_id for i in critique.issues}
+            if not weak or not hashes:
+                break
+            self._round += 1
+            self._set_stage("revising")
+
+            async def redo(d: DraftRef, rnd: int = rnd) -> DraftRef:
+                if d.sub_question_id not in weak:
+                    return d
+                sq = by_id[d.sub_question_id]
+                query = " ".join(x for x in (sq.text, req.question, comment) if x)
+                wider = await workflow.execute_activity_method(
+                    IndexActivities.retrieve,
+                    RetrieveInput(idempotency_key=f"{wid}/retrieve/{sq.id}/r{rnd}{tag}", query=query,
+                                  content_hashes=hashes, limit=req.evidence_per_sub_question * 2),
+                    task_queue=q.cpu, **POLICIES["embed"].kwargs(),
+                )
+                notes = [comment] if comment else []
+                return await self._draft(wid, req, sq, wider.evidence, rnd, notes, tag)
+
+            drafts = list(await asyncio.gather(*(redo(d) for d in drafts)))
+            comment = ""  # a reviewer's comment drives one round; later rounds are the critic's
+        return drafts
+
+    async def _aggregate(self, wid: str, req: ResearchRequest, drafts: list[DraftRef],
+                         version: int) -> ReportRef:
+        self._llm_calls += 1
+        return await workflow.execute_activity_method(
+            WritingActivities.aggregate,
+            AggregateInput(idempotency_key=f"{wid}/aggregate/v{version}", workflow_id=wid,
+                           question=req.question, drafts=drafts, sources=list(self._sources.values())),
+            task_queue=Queues.of_workflow_queue(workflow.info().task_queue).llm,
+            **POLICIES["llm"].kwargs(),
+        )
+
+    def _result(self, wid: str, req: ResearchRequest, mode: str, status: str, started,
+                message: str, report: ReportRef | None = None) -> ResearchResult:
+        srcs = list(self._sources.values())
+        stats = Stats(
+            sources_found=len(srcs),
+            sources_parsed=sum(1 for s in srcs if s.status == "parsed"),
+            sources_failed=sum(1 for s in srcs if s.status == "failed"),
+            chunks_indexed=sum(self._chunks.values()),
+            llm_calls=self._llm_calls,
+            duration_s=round((workflow.now() - started).total_seconds(), 3),
+        )
+        return ResearchResult(
+            workflow_id=wid, status=status, question=req.question, mode=mode, message=message,
+            report_key=report.key if report else None,
+            citations=report.citations if report else [], sources=srcs, stats=stats,
+            decisions=list(self._decisions),
+        )
