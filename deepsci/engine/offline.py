@@ -17,6 +17,7 @@ __all__ = ["MODE", "NO_ANSWER", "plan", "draft_section", "DraftSentence", "check
 
 MODE = "offline"
 NO_ANSWER = "The sources do not answer this."
+SECTION_SENTENCES = 4  # quotes shown per section
 
 _WH = re.compile(
     r"^(how|what|why|when|where|which|who|whom|whose|is|are|do|does|did|can|could|should|would|will)"

@@ -1,0 +1,30 @@
+"""Helpers for driving runs in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from temporalio.client import Client, WorkflowHandle
+
+from deepsci.contracts import Progress, ResearchRequest
+from workflows.research import ResearchWorkflow
+
+
+async def start_run(client: Client, prefix: str, req: ResearchRequest, wid: str | None = None) -> WorkflowHandle:
+    return await client.start_workflow(
+        ResearchWorkflow.run, req, id=wid or f"research-test-{uuid.uuid4().hex[:8]}",
+        task_queue=f"{prefix}-workflows",
+    )
+
+
+async def wait_for_gate(handle: WorkflowHandle, gate: str, timeout_s: float = 120) -> Progress:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        p = await handle.query(ResearchWorkflow.progress)
+        if p.open_gate == gate:
+            return p
+        if loop.time() > deadline:
+            raise AssertionError(f"gate {gate} never opened; stage {p.stage}")
+        await asyncio.sleep(0.2)
