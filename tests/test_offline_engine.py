@@ -58,3 +58,11 @@ def test_sentence_spans_do_not_split_abbreviations_or_cross_headings():
     t = "# Title\nBody one (e.g. this). Next one!\n## Two\nTail"
     assert [t[s:e] for s, e in sentence_spans(t)] == [
         "# Title", "Body one (e.g. this).", "Next one!", "## Two", "Tail"]
+
+
+def test_a_sentence_that_points_back_is_quoted_with_its_antecedent():
+    chunk = ("Risk peaks when an agent combines private data, untrusted content and outbound access. "
+             "This combination is called the lethal trifecta of prompt injection.")
+    picked = offline.draft_section("What is the lethal trifecta?", "What is the lethal trifecta?",
+                                   [("p", chunk, 0.5)])
+    assert picked[0].quote == chunk

@@ -61,14 +61,25 @@ class DraftSentence:
     score: float
 
 
+_ANAPHORA = re.compile(r"^(This|These|That|Those|It|Its|They|Such|Both|Each of these)\b")
+
+
 def _candidate_sentences(chunk_text: str) -> list[str]:
+    """Quotable sentences of a chunk. A sentence that points back ("This combination ...") is
+    quoted together with the sentence before it, as one contiguous verbatim span."""
+    spans = sentence_spans(chunk_text)
     out = []
-    for s, e in sentence_spans(chunk_text):
+    for i, (s, e) in enumerate(spans):
         sent = chunk_text[s:e]
         if sent.lstrip().startswith(("#", "|")) or not 40 <= len(sent) <= 450:
             continue
         if not re.search(r"[.!?:]['\")\]]*$", sent):  # headings and fragments end without a stop
             continue
+        if i > 0 and _ANAPHORA.match(sent):
+            ps, _ = spans[i - 1]
+            prev = chunk_text[ps:s]
+            if not prev.lstrip().startswith(("#", "|")) and "\n\n" not in prev and e - ps <= 700:
+                sent = chunk_text[ps:e]
         out.append(sent)
     return out
 

@@ -1,0 +1,1 @@
+"""Datasets, the sample corpus and the eval runner."""

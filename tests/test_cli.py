@@ -1,0 +1,75 @@
+"""The `deepsci` CLI as a user runs it: a real subprocess against the test servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import CORPUS
+from tests.helpers import wait_for_gate
+
+DEEPSCI = str(Path(sys.executable).parent / "deepsci")
+
+
+def _env(env, settings, prefix: str) -> dict[str, str]:
+    return {**os.environ, "DEEPSCI_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+            "DATABASE_URL": settings.dsn, "DEEPSCI_HOME": str(settings.home_dir),
+            "DEEPSCI_TASK_QUEUE_PREFIX": prefix, "COLUMNS": "200"}
+
+
+async def _deepsci(env_vars, *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        DEEPSCI, *args, env=env_vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def test_help_lists_every_command():
+    out = subprocess.run([DEEPSCI, "--help"], capture_output=True, text=True, check=True).stdout
+    for cmd in ("run", "status", "approve", "reject", "result", "up", "down", "worker", "demo", "eval"):
+        assert f" {cmd} " in out, cmd
+
+
+async def test_run_wait_json_prints_the_report_contract(env, worker, settings):
+    e = _env(env, settings, worker)
+    code, out, err = await _deepsci(
+        e, "run", "What does a circuit breaker do in the half-open state?", "--corpus", str(CORPUS),
+        "--auto-approve", "--wait", "--json", "--max-sub-questions", "2", "--id", f"cli-{worker}")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["workflow_id"] == f"research-cli-{worker}" and doc["status"] == "published"
+    assert doc["mode"] == "offline" and doc["citations"] and doc["report_markdown"].startswith("# ")
+    for c in doc["citations"]:
+        assert set(c) == {"n", "source_id", "title", "uri", "locator", "quote"}
+    code, out, _ = await _deepsci(e, "result", f"research-cli-{worker}", "--json")
+    assert code == 0 and json.loads(out) == doc
+
+
+async def test_approve_and_reject_from_the_cli(env, worker, settings):
+    e = _env(env, settings, worker)
+    code, out, err = await _deepsci(e, "run", "How long should a heartbeat timeout be?", "--corpus",
+                                    str(CORPUS), "--json", "--max-sub-questions", "1")
+    assert code == 0, err
+    wid = json.loads(out)["workflow_id"]
+    handle = env.client.get_workflow_handle(wid)
+    await wait_for_gate(handle, "plan")
+
+    code, out, err = await _deepsci(e, "approve", wid, "--gate", "report", "--reviewer", "ann")
+    assert code == 2 and "gate 'report' is not open" in err
+
+    code, out, err = await _deepsci(e, "status", wid, "--json")
+    assert code == 0 and json.loads(out)["open_gate"] == "plan"
+
+    code, out, err = await _deepsci(e, "approve", wid, "--gate", "plan", "--reviewer", "ann", "--json")
+    assert code == 0 and json.loads(out)["accepted"] is True
+    await wait_for_gate(handle, "report")
+    code, out, err = await _deepsci(e, "reject", wid, "--gate", "report", "--reviewer", "ann",
+                                    "--comment", "not convincing")
+    assert code == 0, err
+    code, out, err = await _deepsci(e, "result", wid, "--json")
+    doc = json.loads(out)
+    assert doc["status"] == "rejected" and doc["report_markdown"]
