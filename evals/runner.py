@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
+import uuid
 from pathlib import Path
 
 from deepsci.contracts import ResearchRequest, ResearchResult
@@ -69,13 +69,14 @@ async def run_dataset(settings: Settings, dataset: Path, concurrency: int = 3,
     store = ArtifactStore(settings.dsn)
     sem = asyncio.Semaphore(concurrency)
     rows: list[dict] = []
+    batch = uuid.uuid4().hex[:6]  # an eval measures the code as it is now: always fresh runs
 
     async def one(q: dict, bar, task) -> None:
         req = ResearchRequest(question=q["question"], corpus=str(corpus) if corpus else None,
                               auto_approve=True)
-        tag = hashlib.sha256(f"{q['question']}|{corpus}".encode()).hexdigest()[:8]
         async with sem:
-            started = await start_or_attach(client, settings, req, f"research-eval-{data['name']}-{q['id']}-{tag}")
+            started = await start_or_attach(client, settings, req,
+                                            f"research-eval-{data['name']}-{batch}-{q['id']}")
             result = await started.handle.result()
         doc = await asyncio.to_thread(report_json, settings, result)
         rows.append(score_question(q, result, doc["report_markdown"], store))

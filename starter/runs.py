@@ -40,7 +40,7 @@ class Started:
 async def start_or_attach(client: Client, settings: Settings, req: ResearchRequest,
                           workflow_id: str) -> Started:
     """Start the run, or attach to the run that already has this id (running or finished)."""
-    handle = client.get_workflow_handle(workflow_id)
+    handle = client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id)
     try:
         desc = await handle.describe()
         return Started(handle, True, desc.status)

@@ -25,6 +25,7 @@ async def test_same_id_twice_is_one_run(env, worker, settings):
     await first.handle.result()
     third = await start_or_attach(env.client, s, req, wid)  # finished: attach, do not run again
     assert third.attached
+    assert (await third.handle.result()).status == "published"  # typed, like a fresh start
     runs = [w async for w in env.client.list_workflows(f"WorkflowId = '{wid}'")]
     assert len(runs) == 1
     assert workflow_id_for(req, "my run/1") == "research-my-run-1"
