@@ -20,7 +20,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(
         default=Path(".deepsci"),
-        validation_alias=AliasChoices("DEEPSCI_HOME", "home"),
+        validation_alias=AliasChoices("DEEPSCI_HOME"),
         description="State dir: Temporal SQLite file, Postgres data, Qdrant data, reports, logs.",
     )
 
