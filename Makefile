@@ -19,6 +19,7 @@ run: $(STAMP)
 	$(BIN)/deepsci demo --question "$(QUESTION)"
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -37,7 +37,6 @@ async def ensure_search_attributes(client: Client, namespace: str, names: dict[s
         AddSearchAttributesRequest,
         ListSearchAttributesRequest,
     )
-
     from temporalio.service import RPCError, RPCStatusCode
 
     try:

@@ -125,7 +125,8 @@ async def _watch(handle, quiet: bool) -> ResearchResult:
                 bars.update(subq, total=p.sub_questions_total or None, completed=p.sub_questions_done)
                 bars.update(srcs, total=p.sources_found or None,
                             completed=p.sources_parsed + p.sources_failed,
-                            description=f"sources parsed ({p.sources_failed} failed, {p.chunks_indexed} chunks)")
+                            description=f"sources parsed ({p.sources_failed} failed, "
+                                        f"{p.chunks_indexed} chunks)")
                 if p.open_gate and gate_told != p.open_gate:
                     gate_told = p.open_gate
                     bars.console.print(
@@ -160,7 +161,8 @@ def run(
     corpus: Annotated[Path | None, typer.Option(help="Folder searched by the local provider.")] = None,
     id: Annotated[str | None, typer.Option("--id", help="Run id (becomes research-<id>).")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result, showing progress.")] = False,
-    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Approve both gates as reviewer `auto`.")] = False,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Approve both gates as reviewer `auto`.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only.")] = False,
     max_sub_questions: Annotated[int, typer.Option(min=1, max=12)] = 4,
     max_sources: Annotated[int, typer.Option(help="Sources per sub-question.", min=1, max=25)] = 4,

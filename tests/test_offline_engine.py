@@ -27,7 +27,7 @@ def test_draft_quotes_relevant_sentences_verbatim():
     picked = offline.draft_section("How does full jitter spread retries?",
                                    "How does full jitter spread retries?", EVIDENCE)
     assert picked, "nothing selected"
-    texts = dict((pid, text) for pid, text, _ in EVIDENCE)
+    texts = {pid: text for pid, text, _ in EVIDENCE}
     for s in picked:
         assert s.quote in texts[s.point_id]
     assert all("kitchen" not in s.quote for s in picked)

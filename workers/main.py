@@ -20,8 +20,8 @@ from activities.writing import WritingActivities
 from deepsci.queues import Queues
 from deepsci.settings import Settings, get_settings
 from deepsci.temporal_client import connect, ensure_search_attributes
-from workflows.investigate import InvestigateWorkflow
 from workflows import search_attributes
+from workflows.investigate import InvestigateWorkflow
 from workflows.research import ResearchWorkflow
 
 __all__ = ["build_workers", "run_worker", "ROLES"]

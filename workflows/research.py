@@ -145,7 +145,7 @@ class ResearchWorkflow:
                 await workflow.wait_condition(
                     lambda: self._pending is not None, timeout=timedelta(seconds=req.gate_deadline_s)
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         decision = self._pending or DecisionRecord(
             gate=gate, decision=req.deadline_policy, reviewer="deadline",
@@ -269,7 +269,8 @@ class ResearchWorkflow:
             self._round += 1
             self._set_stage("revising")
 
-            async def redo(d: DraftRef, rnd: int = rnd) -> DraftRef:
+            async def redo(d: DraftRef, rnd: int = rnd, weak: set[str] = weak,
+                           comment: str = comment) -> DraftRef:
                 if d.sub_question_id not in weak:
                     return d
                 sq = by_id[d.sub_question_id]

@@ -114,7 +114,7 @@ def draft_section(
     idf = {t: math.log(1 + n / (1 + f)) for t, f in df.items()}
     need = 2 if len(topic) >= 3 else 1
     scored: list[tuple[float, int]] = []
-    for i, (_, sent, chunk_score, toks) in enumerate(cands):
+    for i, (_, _sent, chunk_score, toks) in enumerate(cands):
         if len(toks & topic) < need:
             continue
         s = sum(idf.get(t, 0.0) for t in toks & focus) + 0.5 * sum(idf.get(t, 0.0) for t in toks & extra)
