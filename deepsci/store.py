@@ -207,6 +207,34 @@ class ArtifactStore:
             ).fetchone()
         return int(row["n"]) if row else 0
 
+    # ------------------------------------------------------------ read-only counts (bench/chaos.py)
+
+    def side_effect_counts(self, workflow_id: str) -> dict[str, int]:
+        """How many published reports and ledger entries a run left (each should be 1)."""
+        with self._conn() as conn:
+            reports = conn.execute(
+                "SELECT count(*) AS n FROM reports WHERE workflow_id = %s", (workflow_id,)
+            ).fetchone()
+            ledger = conn.execute(
+                "SELECT count(*) AS n FROM ledger WHERE left(key, %s) = %s",
+                (len(workflow_id) + 1, workflow_id + "/"),
+            ).fetchone()
+        return {"reports": int(reports["n"]) if reports else 0, "ledger": int(ledger["n"]) if ledger else 0}
+
+    def repeated_ledger_keys(self) -> int:
+        """Ledger keys recorded more than once (the primary key should make this 0)."""
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM (SELECT key FROM ledger GROUP BY key HAVING count(*) > 1) k"
+            ).fetchone()
+        return int(row["n"]) if row else 0
+
+    def chunk_point_ids(self) -> list[str]:
+        """Every chunk row's point id (all models): what Qdrant should hold, one point each."""
+        with self._conn() as conn:
+            rows = conn.execute("SELECT point_id FROM chunks").fetchall()
+        return [str(r["point_id"]) for r in rows]
+
     # ------------------------------------------------------------ embedding cache
 
     def get_vectors(self, keys: list[str]) -> dict[str, bytes]:

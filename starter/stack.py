@@ -18,7 +18,8 @@ from pathlib import Path
 
 from deepsci.settings import Settings
 
-__all__ = ["Component", "up", "down", "status", "start_postgres", "stop_postgres", "temporal_binary"]
+__all__ = ["Component", "up", "down", "status", "start_postgres", "stop_postgres", "temporal_binary",
+           "temporal_argv", "worker_argv", "wait_temporal"]
 
 PG_SYSTEM_USER = "deepsci-pg"  # Postgres refuses to run as root
 
@@ -198,6 +199,16 @@ async def _wait_temporal(settings: Settings, timeout_s: float = 60) -> None:
             await asyncio.sleep(0.5)
 
 
+async def wait_temporal(settings: Settings, timeout_s: float = 60) -> None:
+    """Return once the Temporal frontend at ``settings.temporal_address`` serves workflow reads."""
+    await _wait_temporal(settings, timeout_s)
+
+
+def worker_argv() -> list[str]:
+    """The worker process `up` starts: all four queues; SIGTERM drains it (see workers/main.py)."""
+    return [sys.executable, "-m", "workers.main"]
+
+
 def _child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["DEEPSCI_HOME"] = str(settings.home_dir)
@@ -230,7 +241,7 @@ def up(settings: Settings, with_worker: bool = True) -> list[Component]:
         if _alive(w_pid, "workers.main"):
             out.append(Component("worker", "already running", f"queues {settings.task_queue_prefix}-*", w_pid))
         else:
-            w_pid = _spawn("worker", [sys.executable, "-m", "workers.main"], home, _child_env(settings))
+            w_pid = _spawn("worker", worker_argv(), home, _child_env(settings))
             out.append(Component("worker", "started", f"queues {settings.task_queue_prefix}-*", w_pid))
     out.append(Component("qdrant", "local mode" if not settings.qdrant_url else "external",
                          settings.qdrant_url or str(settings.qdrant_dir)))

@@ -1,9 +1,17 @@
-"""The worker: one process serving the workflow, LLM, I/O and CPU task queues (a cluster can split them)."""
+"""The worker: one process serving the workflow, LLM, I/O and CPU task queues (a cluster can split them).
+
+SIGTERM (and SIGINT) drains: the workers stop polling, activities already running get up to
+``GRACEFUL_SHUTDOWN`` to finish and report their results, then the process exits 0. An activity
+still running after that is cancelled and Temporal retries it on another worker. A second signal
+exits at once (Temporal then retries the unfinished activities after their timeouts).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -24,9 +32,12 @@ from workflows import search_attributes
 from workflows.investigate import InvestigateWorkflow
 from workflows.research import ResearchWorkflow
 
-__all__ = ["build_workers", "run_worker", "ROLES"]
+__all__ = ["build_workers", "run_worker", "serve", "ROLES", "GRACEFUL_SHUTDOWN"]
 
 ROLES = ("workflows", "llm", "io", "cpu")
+# How long in-flight activities may run on after a shutdown request (`deepsci down` waits 15 s
+# before it sends SIGKILL, so keep this below that).
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 log = logging.getLogger("deepsci.worker")
 
 
@@ -49,25 +60,95 @@ def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[str] 
         else:
             workers.append(Worker(client, task_queue=getattr(q, role), activities=by_role[role],
                                   activity_executor=executor, max_concurrent_activities=8,
-                                  graceful_shutdown_timeout=timedelta(seconds=10)))
+                                  graceful_shutdown_timeout=GRACEFUL_SHUTDOWN))
     return workers
 
 
-async def run_worker(settings: Settings | None = None, roles: Sequence[str] = ROLES) -> None:
+async def serve(workers: Sequence[Worker], stop: asyncio.Event) -> None:
+    """Run ``workers`` until ``stop`` is set or one of them fails, then shut all of them down
+    gracefully (stop polling, let running activities finish); re-raise a worker's failure."""
+    runs = [asyncio.create_task(w.run(), name=f"worker {w.task_queue}") for w in workers]
+    stopper = asyncio.create_task(stop.wait(), name="stop requested")
+    try:
+        await asyncio.wait([*runs, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if not stop.is_set():
+        log.error("a worker stopped on its own; shutting the others down")
+    await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+    results = await asyncio.gather(*runs, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> list[tuple[signal.Signals, object]]:
+    """SIGTERM/SIGINT set ``stop`` (drain); a second one exits at once. Only on the main thread."""
+    loop = asyncio.get_running_loop()
+    installed: list[tuple[signal.Signals, object]] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("%s again: exiting without waiting for running activities "
+                        "(Temporal retries them after their timeouts)", sig.name)
+            logging.shutdown()
+            os._exit(128 + sig.value)
+        log.info("%s: draining: no new tasks; running activities get up to %ss to finish",
+                 sig.name, GRACEFUL_SHUTDOWN.total_seconds())
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous = signal.getsignal(sig)
+            loop.add_signal_handler(sig, on_signal, sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no support
+            continue
+        installed.append((sig, previous))
+    return installed
+
+
+def _restore_signal_handlers(installed: list[tuple[signal.Signals, object]]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig, previous in installed:
+        loop.remove_signal_handler(sig)
+        if previous is not None:
+            signal.signal(sig, previous)  # type: ignore[arg-type]
+
+
+async def run_worker(settings: Settings | None = None, roles: Sequence[str] = ROLES, *,
+                     stop: asyncio.Event | None = None, handle_signals: bool = True,
+                     close_stores: bool = False) -> None:
+    """Serve ``roles`` until ``stop`` is set or (with ``handle_signals``) SIGTERM/SIGINT arrives;
+    returns after the drain. ``close_stores`` closes the Qdrant client afterwards (the process is
+    about to exit; the client is cached per process, so other callers leave it open)."""
     settings = settings or get_settings()
-    client = await connect(settings)
-    added = await ensure_search_attributes(client, settings.temporal_namespace, search_attributes.ALL)
-    if added:
-        log.info("registered search attributes %s", ", ".join(added))
-    deps = build_deps(settings)
-    workers = build_workers(client, deps, settings.task_queue_prefix, roles)
-    log.info("worker polling %s on %s", ", ".join(w.task_queue for w in workers), settings.temporal_address)
-    await asyncio.gather(*(w.run() for w in workers))
+    stop = stop or asyncio.Event()
+    installed = _install_signal_handlers(stop) if handle_signals else []
+    try:
+        client = await connect(settings)
+        added = await ensure_search_attributes(client, settings.temporal_namespace, search_attributes.ALL)
+        if added:
+            log.info("registered search attributes %s", ", ".join(added))
+        deps = build_deps(settings)
+        workers = build_workers(client, deps, settings.task_queue_prefix, roles)
+        if stop.is_set():
+            log.info("stop requested during start-up; not polling")
+            return
+        log.info("worker polling %s on %s (pid %d)", ", ".join(w.task_queue for w in workers),
+                 settings.temporal_address, os.getpid())
+        try:
+            await serve(workers, stop)
+        finally:
+            if close_stores:
+                deps.vectors.client.close()
+        log.info("worker drained and stopped")
+    finally:
+        _restore_signal_handlers(installed)
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_worker())
+    asyncio.run(run_worker(close_stores=True))
 
 
 if __name__ == "__main__":
