@@ -1,4 +1,9 @@
-"""Source activities: search a provider, and fetch + parse one source into the artifact store."""
+"""Source activities: search a provider, and fetch + parse one source into the artifact store.
+
+PDF and HTML are parsed in a child process under limits (``deepsci.sandbox.parse_isolated``):
+a parser crash, hang or memory blow-up fails that one source with a ``BadDocument`` reason,
+never the worker. Both activities heartbeat while a parser child runs.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from temporalio import activity
 
 from deepsci.contracts import FetchParseInput, SearchInput, SearchResult, SourceRecord
 from deepsci.errors import BadDocument, BlockedSource, InvalidInput, non_retryable
-from deepsci.parsing import content_hash, parse_document
+from deepsci.parsing import content_hash
+from deepsci.sandbox import ParseLimits, parse_isolated
 
 if TYPE_CHECKING:
     from activities.deps import Deps
@@ -28,7 +34,11 @@ class SourceActivities:
         if unknown:
             raise non_retryable(InvalidInput, f"search providers not available: {', '.join(unknown)}")
         corpus = inp.corpus or str(self.deps.settings.corpus_dir)
-        return SearchResult(hits=self.deps.corpus.search(corpus, inp.query, inp.limit))
+        limits = ParseLimits.from_settings(self.deps.settings)
+        # The catalog parses every new or changed file (in parser children): heartbeat meanwhile.
+        hits = self.deps.corpus.search(corpus, inp.query, inp.limit, limits=limits,
+                                       progress=lambda: activity.heartbeat("cataloguing"))
+        return SearchResult(hits=hits)
 
     def _read(self, uri: str) -> bytes:
         parsed = urlparse(uri)
@@ -51,7 +61,9 @@ class SourceActivities:
         doc = store.get_document(digest)  # content-addressed: the same bytes are parsed once
         if doc is None:
             activity.heartbeat("parsing")
-            parsed = parse_document(data, inp.uri, self.deps.settings.max_document_bytes)
+            settings = self.deps.settings
+            parsed = parse_isolated(data, inp.uri, settings.max_document_bytes, ParseLimits.from_settings(settings),
+                                    on_wait=lambda: activity.heartbeat("parsing"))
             segments = [{"locator": s.locator, "start": s.start, "end": s.end} for s in parsed.segments]
             store.put_document(digest, inp.uri, parsed.title, parsed.kind, parsed.text, segments, len(data))
             doc = {"title": parsed.title, "kind": parsed.kind, "text": parsed.text}

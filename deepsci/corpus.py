@@ -3,11 +3,19 @@
 Ranking fuses BM25 over file name, title and text with cosine similarity of E5 document vectors
 (reciprocal rank fusion). The catalog is cached per process and refreshed by file size and mtime;
 the vectors come from the persistent embedding cache, so a restart re-reads but does not re-embed.
+
+Every PDF and HTML file is parsed in a parser child under limits (``deepsci.sandbox``), up to
+min(4, cores) at a time: a hostile file is listed with empty text (still findable by its name,
+so the fetch reports why it fails) and never takes the search down. ``progress`` is called
+about once a second while the catalog is being built (the search activity heartbeats there).
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +23,15 @@ import numpy as np
 
 from deepsci.contracts import SearchHit
 from deepsci.errors import InvalidInput, non_retryable
-from deepsci.parsing import parse_document
+from deepsci.sandbox import ParseLimits, parse_isolated
 from deepsci.text import BM25, content_terms, normalize_ws, tokens
 
 __all__ = ["LocalCorpus", "CORPUS_SUFFIXES"]
 
 CORPUS_SUFFIXES = (".pdf", ".html", ".htm", ".md", ".markdown", ".txt")
 _RRF_K = 60
+_PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))  # parser children at once
+_EMBED_BATCH = 16
 
 
 @dataclass
@@ -39,41 +49,64 @@ class LocalCorpus:
         self._entries: dict[Path, _Entry] = {}
         self._lock = threading.Lock()
 
-    def _refresh(self, root: Path) -> list[_Entry]:
+    def _parse(self, path: Path, size: int, limits: ParseLimits) -> tuple[str, str]:
+        """(title, text) of one file; text is "" when it does not parse (the fetch reports why)."""
+        title = path.stem.replace("-", " ").replace("_", " ")
+        if size > self.max_bytes:
+            return title, ""
+        try:
+            parsed = parse_isolated(path.read_bytes(), path.name, self.max_bytes, limits)
+        except Exception:  # noqa: BLE001 - a broken or hostile file is still listed
+            return title, ""
+        return parsed.title or title, parsed.text
+
+    def _refresh(self, root: Path, limits: ParseLimits, progress: Callable[[], object]) -> list[_Entry]:
         files = sorted(
             p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES
         )
-        fresh: list[_Entry] = []
-        out: list[_Entry] = []
+        stale: dict[Path, tuple[int, int]] = {}
         for path in files:
             st = path.stat()
             stamp = (st.st_size, st.st_mtime_ns)
             entry = self._entries.get(path)
             if entry is None or entry.stamp != stamp:
-                title, text = path.stem.replace("-", " ").replace("_", " "), ""
-                if st.st_size <= self.max_bytes:
-                    try:
-                        parsed = parse_document(path.read_bytes(), path.name, self.max_bytes)
-                        title, text = parsed.title or title, parsed.text
-                    except Exception:  # noqa: BLE001 - a broken file is still listed; fetch reports why
-                        pass
-                entry = _Entry(path, stamp, title, text, None)
+                stale[path] = stamp
+        if stale:
+            with ThreadPoolExecutor(_PARSE_THREADS, thread_name_prefix="deepsci-catalog") as pool:
+                futures: dict[Future, Path] = {
+                    pool.submit(self._parse, p, stamp[0], limits): p for p, stamp in stale.items()
+                }
+                pending = set(futures)
+                while pending:  # the children run in the pool; this (activity) thread heartbeats
+                    _, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                    progress()
+            fresh: list[_Entry] = []
+            for fut, path in futures.items():
+                title, text = fut.result()
+                entry = _Entry(path, stale[path], title, text, None)
                 self._entries[path] = entry
                 if text:
                     fresh.append(entry)
-            out.append(entry)
-        if fresh:
-            vecs = self.embedder.passages([normalize_ws(f"{e.title}. {e.text}")[:1500] for e in fresh])
-            for e, v in zip(fresh, vecs, strict=True):
-                e.vector = v
-        return out
+            for i in range(0, len(fresh), _EMBED_BATCH):
+                batch = fresh[i : i + _EMBED_BATCH]
+                vecs = self.embedder.passages([normalize_ws(f"{e.title}. {e.text}")[:1500] for e in batch])
+                for e, v in zip(batch, vecs, strict=True):
+                    e.vector = v
+                progress()
+        return [self._entries[p] for p in files]
 
-    def search(self, corpus_dir: str, query: str, limit: int) -> list[SearchHit]:
+    def search(self, corpus_dir: str, query: str, limit: int, *, limits: ParseLimits | None = None,
+               progress: Callable[[], object] | None = None) -> list[SearchHit]:
         root = Path(corpus_dir).expanduser().resolve()
         if not root.is_dir():
             raise non_retryable(InvalidInput, f"corpus folder does not exist: {root}")
-        with self._lock:
-            entries = self._refresh(root)
+        progress = progress or (lambda: None)
+        while not self._lock.acquire(timeout=1.0):  # another search is building the catalog
+            progress()
+        try:
+            entries = self._refresh(root, limits or ParseLimits(), progress)
+        finally:
+            self._lock.release()
         if not entries:
             return []
         bm25 = BM25([tokens(f"{e.path.stem.replace('-', ' ')} {e.title} {e.text}") for e in entries])

@@ -2,6 +2,14 @@
 
 Parsed text is normalised once here (lines of a paragraph joined, paragraphs split by blank
 lines) and never rewritten afterwards: every quote the engine makes is a substring of it.
+
+A paragraph longer than ``MAX_PARAGRAPH_CHARS`` (a 4 MB line, a log file with no blank line) is
+broken into paragraphs of at most ``_PIECE_CHARS``, at a sentence end, else a newline, else a
+space: downstream, a paragraph is scanned line by line and a sentence becomes at most one chunk,
+so an unbroken megabyte would become one giant chunk that the embedder takes hours over.
+
+This module parses in the calling process; ``deepsci.sandbox.parse_isolated`` is the entry point
+that runs the PDF and HTML parsers in a child process under limits.
 """
 
 from __future__ import annotations
@@ -11,11 +19,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from temporalio.exceptions import ApplicationError
+
 from deepsci.errors import BadDocument, non_retryable
 
 __all__ = ["Segment", "ParsedDocument", "sniff_kind", "parse_document", "content_hash"]
 
 MAX_PDF_PAGES = 2000
+MAX_PARAGRAPH_CHARS = 4000
+_PIECE_CHARS = 2000
+_PARA_SPLIT = re.compile(r"(\n[ \t]*\n)")
+_SENT_BREAK = re.compile(r"[.!?][\"')\]]*(\s)")
 
 
 @dataclass(frozen=True)
@@ -74,35 +88,82 @@ def _join_lines(paragraph: str) -> str:
     return re.sub(r"[ \t]*\n[ \t]*", " ", paragraph.strip())
 
 
+def _split_paragraph(para: str) -> str:
+    """Break one overlong paragraph into pieces of at most ``_PIECE_CHARS`` joined by blank lines."""
+    pieces: list[str] = []
+    start = 0
+    while len(para) - start > _PIECE_CHARS:
+        window = para[start : start + _PIECE_CHARS + 1]
+        half = _PIECE_CHARS // 2
+        cut = -1
+        for m in _SENT_BREAK.finditer(window, half):
+            cut = m.start(1)  # the whitespace after the last sentence end in the window
+        if cut < 0:
+            cut = window.rfind("\n", half)
+        if cut < 0:
+            cut = max(window.rfind(" ", half), window.rfind("\t", half))
+        if cut < 0:  # no whitespace at all: cut the word
+            pieces.append(para[start : start + _PIECE_CHARS])
+            start += _PIECE_CHARS
+            continue
+        pieces.append(para[start : start + cut])
+        start += cut + 1  # the whitespace at the cut becomes the blank line
+    pieces.append(para[start:])
+    return "\n\n".join(pieces)
+
+
+def _cap_paragraphs(text: str) -> str:
+    """``text`` with every paragraph longer than ``MAX_PARAGRAPH_CHARS`` broken up (see the module doc)."""
+    if len(text) <= MAX_PARAGRAPH_CHARS:
+        return text
+    parts = _PARA_SPLIT.split(text)  # paragraphs at even indexes, their separators at odd ones
+    for i in range(0, len(parts), 2):
+        if len(parts[i]) > MAX_PARAGRAPH_CHARS:
+            parts[i] = _split_paragraph(parts[i])
+    return "".join(parts)
+
+
+def _pdf_pages(doc) -> tuple[str, list[str], list[Segment]]:
+    if doc.page_count == 0:
+        raise non_retryable(BadDocument, "PDF has no pages")
+    if doc.page_count > MAX_PDF_PAGES:
+        raise non_retryable(BadDocument, f"PDF has {doc.page_count} pages (limit {MAX_PDF_PAGES})")
+    title = (doc.metadata or {}).get("title") or ""
+    parts: list[str] = []
+    segments: list[Segment] = []
+    pos = 0
+    for number, page in enumerate(doc, start=1):
+        blocks = page.get_text("blocks", sort=True)
+        paras = [_join_lines(b[4]) for b in blocks if b[6] == 0 and b[4].strip()]
+        page_text = _cap_paragraphs("\n\n".join(p for p in paras if p))
+        if not page_text:
+            continue
+        if parts:
+            pos += 2
+        segments.append(Segment(f"p. {number}", pos, pos + len(page_text)))
+        parts.append(page_text)
+        pos += len(page_text)
+    return title, parts, segments
+
+
 def _parse_pdf(data: bytes) -> ParsedDocument:
     import pymupdf
 
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
+    except MemoryError:
+        raise
     except Exception as exc:  # pymupdf raises several types for broken files
         raise non_retryable(BadDocument, f"malformed PDF: {exc}") from exc
     with doc:
         if doc.needs_pass:
             raise non_retryable(BadDocument, "encrypted PDF (password required)")
-        if doc.page_count == 0:
-            raise non_retryable(BadDocument, "PDF has no pages")
-        if doc.page_count > MAX_PDF_PAGES:
-            raise non_retryable(BadDocument, f"PDF has {doc.page_count} pages (limit {MAX_PDF_PAGES})")
-        title = (doc.metadata or {}).get("title") or ""
-        parts: list[str] = []
-        segments: list[Segment] = []
-        pos = 0
-        for number, page in enumerate(doc, start=1):
-            blocks = page.get_text("blocks", sort=True)
-            paras = [_join_lines(b[4]) for b in blocks if b[6] == 0 and b[4].strip()]
-            page_text = "\n\n".join(p for p in paras if p)
-            if not page_text:
-                continue
-            if parts:
-                pos += 2
-            segments.append(Segment(f"p. {number}", pos, pos + len(page_text)))
-            parts.append(page_text)
-            pos += len(page_text)
+        try:
+            title, parts, segments = _pdf_pages(doc)
+        except (ApplicationError, MemoryError):
+            raise
+        except Exception as exc:  # a broken page tree or content stream surfaces here, not at open
+            raise non_retryable(BadDocument, f"malformed PDF: {exc}") from exc
     text = "\n\n".join(parts)
     if not text.strip():
         raise non_retryable(BadDocument, "PDF has no extractable text (scanned images?)")
@@ -147,7 +208,7 @@ def _parse_html(data: bytes) -> ParsedDocument:
     title = (meta.title if meta and meta.title else "") or ""
     paras = [_join_lines(p) if not p.lstrip().startswith(("-", "*", "|")) else p.strip()
              for p in re.split(r"\n\s*\n", extracted)]
-    text = "\n\n".join(p for p in paras if p)
+    text = _cap_paragraphs("\n\n".join(p for p in paras if p))
     return _sections(text, "html", title)
 
 
@@ -165,6 +226,7 @@ def parse_document(data: bytes, uri: str, max_bytes: int) -> ParsedDocument:
     text = _decode(data)
     if not text.strip():
         raise non_retryable(BadDocument, "document has no text")
+    text = _cap_paragraphs(text)
     if kind == "markdown":
         return _sections(text, "markdown", "")
     title = text.strip().split("\n", 1)[0][:120]

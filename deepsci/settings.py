@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     # Parsing limits (a document over max_document_bytes fails with a reason, it is not read).
     max_document_bytes: int = 20 * 1024 * 1024
     chunk_chars: int = 900
+    # Parser isolation (deepsci/sandbox.py): every PDF and HTML is parsed in a child process that
+    # is killed after parse_timeout_s wall-clock, and runs under an address-space limit of
+    # parse_memory_mb and a CPU limit of parse_cpu_s. Keep parse_timeout_s under the fetch
+    # policy's start-to-close (2 min).
+    parse_timeout_s: float = Field(default=60.0, gt=0)
+    parse_memory_mb: int = Field(default=1024, ge=256)  # pymupdf alone needs ~150 MB
+    parse_cpu_s: int = Field(default=60, ge=1)
 
     @property
     def home_dir(self) -> Path:
