@@ -38,8 +38,11 @@ class ActivityOptions:
 
 # Third-party client timeouts must stay below these start-to-close values (Temporal owns retries).
 POLICIES: dict[str, ActivityOptions] = {
+    # The heartbeat timeout is what detects a dead worker quickly: an activity that can run
+    # longer than it must heartbeat (index, search over a fresh corpus, sandboxed parsing);
+    # the offline engine's calls finish in well under a second.
     "llm": ActivityOptions(timedelta(minutes=3), _retry(2, 60, 8), timedelta(seconds=30)),
-    "search": ActivityOptions(timedelta(minutes=2), _retry(1, 30, 6), timedelta(seconds=30)),
+    "search": ActivityOptions(timedelta(minutes=5), _retry(1, 30, 6), timedelta(seconds=30)),
     "fetch": ActivityOptions(timedelta(minutes=2), _retry(1, 30, 5), timedelta(seconds=30)),
     "embed": ActivityOptions(timedelta(minutes=10), _retry(1, 30, 6), timedelta(seconds=60)),
     "store": ActivityOptions(timedelta(seconds=60), _retry(0.5, 10, 10)),

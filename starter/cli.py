@@ -364,6 +364,40 @@ def eval_cmd(
         print_table(console, report)
 
 
+@app.command()
+def replay(
+    run_id: Annotated[str | None, typer.Argument(help="Replay this run's history from the server.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay recent runs from the server.")] = False,
+    file: Annotated[list[Path] | None, typer.Option("--file", help="A saved history JSON (repeatable).")] = None,
+    limit: Annotated[int, typer.Option(help="How many recent runs with --all.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+):
+    """Replay histories against the current workflow code; exit 1 on non-determinism."""
+    from starter.replay import fetch_histories, load_history_file, replay_histories
+
+    if not (run_id or all_ or file):
+        _fail("give a run id, --all or --file")
+
+    async def go():
+        histories = [load_history_file(f) for f in file or []]
+        if run_id or all_:
+            client = await connect(get_settings())
+            histories += await fetch_histories(client, run_id, limit)
+        return await replay_histories(histories)
+
+    outcomes = _run(go())
+    if as_json:
+        sys.stdout.write(json.dumps([o.__dict__ for o in outcomes], indent=2) + "\n")
+    else:
+        for o in outcomes:
+            mark = "[green]ok[/green]  " if o.ok else "[red]FAIL[/red]"
+            console.print(f"{mark} {o.workflow_type} {o.workflow_id} {o.error}")
+        bad = sum(not o.ok for o in outcomes)
+        console.print(f"{len(outcomes)} replayed, {bad} non-deterministic")
+    if any(not o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 
