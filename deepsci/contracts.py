@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 GateName = Literal["plan", "report"]
 DecisionKind = Literal["approve", "reject", "request_changes"]
-DeadlinePolicy = Literal["reject", "approve"]
+DeadlinePolicy = Literal["reject", "approve", "escalate"]
 SourceStatus = Literal["parsed", "failed"]
 RunStatus = Literal["running", "published", "rejected", "failed"]
 
@@ -35,10 +35,21 @@ class ResearchRequest(Model):
     max_revision_rounds: int = Field(default=1, ge=0, le=5)
     evidence_per_sub_question: int = Field(default=6, ge=1, le=30)
     gate_deadline_s: float = Field(default=24 * 3600, gt=0)
-    deadline_policy: DeadlinePolicy = "reject"
+    deadline_policy: DeadlinePolicy = Field(
+        default="reject",
+        description="At a gate's deadline: reject, approve, or escalate (notify the escalation "
+                    "reviewers, extend the deadline once by gate_deadline_s, then reject).",
+    )
     auto_approve: bool = False
     allowed_reviewers: list[str] = Field(
         default_factory=list, description="Empty means any reviewer may decide."
+    )
+    reminder_interval_s: float = Field(
+        default=4 * 3600, gt=0, description="A reminder is sent this often while a gate waits."
+    )
+    escalation_reviewers: list[str] = Field(
+        default_factory=list,
+        description="Notified at the deadline with policy escalate; they may then decide too.",
     )
 
 
@@ -105,6 +116,11 @@ class GateDecision(Model):
     reviewer: str = Field(min_length=1, max_length=200)
     comment: str = ""
     plan: list[str] | None = Field(default=None, description="Edited sub-questions (plan gate).")
+    version: int | None = Field(
+        default=None,
+        description="The gate_version the reviewer saw (Progress.gate_version); a decision on an "
+                    "older version is refused. None skips the check.",
+    )
 
 
 class DecisionOutcome(Model):
@@ -113,6 +129,7 @@ class DecisionOutcome(Model):
     reviewer: str
     accepted: bool
     message: str = ""
+    version: int | None = Field(default=None, description="The gate_version the decision closed.")
 
 
 class Progress(Model):
@@ -129,6 +146,12 @@ class Progress(Model):
     gate_deadline: datetime | None = None
     plan: list[str] = Field(default_factory=list)
     decisions: list[DecisionRecord] = Field(default_factory=list)
+    gate_version: int = Field(
+        default=0, description="Version of the plan/report shown at the open (or last) gate; "
+                               "goes up each time a gate opens. Send it as GateDecision.version.")
+    gate_opened_at: datetime | None = None
+    reminders_sent: int = 0
+    escalated: bool = False
 
 
 # ---------------------------------------------------------------- activities
@@ -278,6 +301,24 @@ class ReportRef(Model):
     chars: int
     citations: list[Citation]
     summary: str
+
+
+class NotifyInput(Model):
+    """A notification about a gate (reminder, escalation): the hook the Slack bot will use."""
+
+    idempotency_key: str
+    workflow_id: str
+    gate: GateName
+    version: int
+    kind: Literal["reminder", "escalation"]
+    recipients: list[str] = Field(default_factory=list, description="Empty: the run's reviewers.")
+    message: str = ""
+    deadline: datetime | None = None
+
+
+class NotifyResult(Model):
+    key: str
+    first_time: bool
 
 
 class PublishInput(Model):

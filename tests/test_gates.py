@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
@@ -105,3 +107,63 @@ async def test_request_changes_runs_another_round(env, worker):
     await handle.execute_update(ResearchWorkflow.decide,
                                 GateDecision(gate="report", decision="approve", reviewer="ann"))
     assert (await handle.result()).status == "published"
+
+
+async def test_edited_plan_by_update_is_what_the_run_investigates(env, worker):
+    handle = await start_run(env.client, worker, _req())
+    p = await wait_for_gate(handle, "plan")
+    assert len(p.plan) == 2 and p.gate_version == 1 and p.gate_opened_at is not None
+    edited = ["What is full jitter?", "What is decorrelated jitter?", "How many retry attempts are sane?"]
+    out = await handle.execute_update(ResearchWorkflow.decide,
+                                      GateDecision(gate="plan", decision="approve", reviewer="ann",
+                                                   plan=[" ", *edited], version=1))
+    assert out.accepted and out.version == 1
+    p = await wait_for_gate(handle, "report")
+    assert p.plan == edited and p.sub_questions_total == 3 and p.sub_questions_done == 3
+    for i in (1, 2, 3):  # one investigation per edited sub-question, none for the original plan
+        child = await env.client.get_workflow_handle(f"{handle.id}/investigate/sq{i}").describe()
+        assert child.workflow_type == "InvestigateWorkflow"
+    await handle.execute_update(ResearchWorkflow.decide,
+                                GateDecision(gate="report", decision="approve", reviewer="ann"))
+    result = await handle.result()
+    report = open(result.report_path).read()
+    assert result.status == "published" and all(q in report for q in edited)
+
+
+async def test_decision_on_an_older_version_is_refused(env, worker):
+    handle = await start_run(env.client, worker, _req(max_revision_rounds=0))
+    await wait_for_gate(handle, "plan")
+    await handle.execute_update(ResearchWorkflow.decide,
+                                GateDecision(gate="plan", decision="approve", reviewer="ann", version=1))
+    p = await wait_for_gate(handle, "report")
+    assert p.gate_version == 2
+    changes = GateDecision(gate="report", decision="request_changes", reviewer="ann",
+                           comment="cover thundering herds", version=2)
+    first = await handle.execute_update(ResearchWorkflow.decide, changes)
+    for _ in range(600):  # the revised report opens the gate again, as version 3
+        p = await handle.query(ResearchWorkflow.progress)
+        if p.open_gate == "report" and p.gate_version == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert p.gate_version == 3 and p.open_gate == "report"
+    # the same decision sent twice still gets the first outcome
+    assert await handle.execute_update(ResearchWorkflow.decide, changes) == first
+    # an approval of version 2 (what the reviewer saw before the revision) is refused, with the reason
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(ResearchWorkflow.decide,
+                                    GateDecision(gate="report", decision="approve", reviewer="bob", version=2))
+    assert "stale decision" in str(refused.value.cause) and "version 3 is shown" in str(refused.value.cause)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(ResearchWorkflow.decide,
+                                    GateDecision(gate="report", decision="approve", reviewer="bob", version=9))
+    assert "unknown version 9" in str(refused.value.cause)
+    # a stale signal is dropped, not applied
+    await handle.signal(ResearchWorkflow.decide_signal,
+                        GateDecision(gate="report", decision="reject", reviewer="bob", version=2))
+    out = await handle.execute_update(ResearchWorkflow.decide,
+                                      GateDecision(gate="report", decision="approve", reviewer="bob", version=3))
+    assert out.accepted and out.version == 3
+    result = await handle.result()
+    assert result.status == "published"
+    assert [(d.decision, d.reviewer) for d in result.decisions] == [
+        ("approve", "ann"), ("request_changes", "ann"), ("approve", "bob")]

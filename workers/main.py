@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities.deps import Deps, build_deps
 from activities.indexing import IndexActivities
+from activities.notify import NotifyActivities
 from activities.planning import PlanActivities
 from activities.publishing import PublishActivities
 from activities.sources import SourceActivities
@@ -49,7 +50,7 @@ def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[str] 
     wri, pub = WritingActivities(deps), PublishActivities(deps)
     by_role = {
         "llm": [PlanActivities().plan, wri.draft, wri.critique, wri.aggregate],
-        "io": [src.search, pub.publish],
+        "io": [src.search, pub.publish, NotifyActivities(deps).notify],
         "cpu": [src.fetch_parse, idx.index, idx.retrieve],
     }
     workers = []

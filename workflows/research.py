@@ -7,9 +7,11 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.indexing import IndexActivities
+    from activities.notify import NotifyActivities
     from activities.planning import PlanActivities
     from activities.publishing import PublishActivities
     from activities.writing import WritingActivities
@@ -25,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         GateName,
         InvestigateInput,
         InvestigateResult,
+        NotifyInput,
         PlanInput,
         Progress,
         PublishInput,
@@ -41,7 +44,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.investigate import InvestigateWorkflow
 
-__all__ = ["ResearchWorkflow"]
+__all__ = ["ResearchWorkflow", "PATCH_GATE_REMINDERS"]
+
+# Gates wait in steps (a timer per reminder) and call `notify`; runs started before this patch
+# keep their single deadline timer when replayed (docs/versioning.md).
+PATCH_GATE_REMINDERS = "gate-reminders-escalation"
 
 
 @workflow.defn
@@ -60,15 +67,31 @@ class ResearchWorkflow:
         self._chunks: dict[str, int] = {}
         self._llm_calls = 0
         self._round = 0
+        self._gate_version = 0
+        self._gate_opened_at = None
+        self._reminders = 0
+        self._escalated = False
 
     # ------------------------------------------------------------------ gates: update, signal, query
+
+    @staticmethod
+    def _key(d: GateDecision) -> tuple:
+        return (d.gate, d.decision, d.reviewer, d.comment, tuple(d.plan or ()), d.version)
 
     def _check(self, d: GateDecision) -> None:
         req = self._request
         if self._open_gate != d.gate:
             raise ValueError(f"gate {d.gate!r} is not open (open gate: {self._open_gate or 'none'})")
-        if req and req.allowed_reviewers and d.reviewer not in req.allowed_reviewers:
-            raise ValueError(f"reviewer {d.reviewer!r} may not decide on this run")
+        if d.version is not None and d.version != self._gate_version:
+            if d.version < self._gate_version:
+                raise ValueError(f"stale decision: made against version {d.version} of the {d.gate}, "
+                                 f"but version {self._gate_version} is shown now; review it and decide again")
+            raise ValueError(f"unknown version {d.version} of the {d.gate} (the one shown is "
+                             f"version {self._gate_version})")
+        if req and req.allowed_reviewers:
+            allowed = list(req.allowed_reviewers) + (list(req.escalation_reviewers) if self._escalated else [])
+            if d.reviewer not in allowed:
+                raise ValueError(f"reviewer {d.reviewer!r} may not decide on this run")
         if d.gate == "plan" and d.decision == "request_changes":
             raise ValueError("the plan gate takes approve (optionally with an edited plan) or reject")
         if d.plan is not None and (d.gate != "plan" or not [p for p in d.plan if p.strip()]):
@@ -76,7 +99,7 @@ class ResearchWorkflow:
 
     @workflow.update
     def decide(self, d: GateDecision) -> DecisionOutcome:
-        key = (d.gate, d.decision, d.reviewer, d.comment, tuple(d.plan or ()))
+        key = self._key(d)
         if key in self._outcomes:  # the same decision sent twice gets the first outcome
             return self._outcomes[key]
         self._pending = DecisionRecord(gate=d.gate, decision=d.decision, reviewer=d.reviewer,
@@ -85,13 +108,14 @@ class ResearchWorkflow:
             self._plan = [SubQuestion(id=f"sq{i + 1}", text=t.strip())
                           for i, t in enumerate(p for p in d.plan if p.strip())]
         outcome = DecisionOutcome(gate=d.gate, decision=d.decision, reviewer=d.reviewer,
-                                  accepted=True, message=f"{d.gate} {d.decision} by {d.reviewer}")
+                                  accepted=True, message=f"{d.gate} {d.decision} by {d.reviewer}",
+                                  version=self._gate_version)
         self._outcomes[key] = outcome
         return outcome
 
     @decide.validator
     def _validate_decide(self, d: GateDecision) -> None:
-        if (d.gate, d.decision, d.reviewer, d.comment, tuple(d.plan or ())) in self._outcomes:
+        if self._key(d) in self._outcomes:
             return
         self._check(d)
 
@@ -122,6 +146,10 @@ class ResearchWorkflow:
             gate_deadline=self._gate_deadline,
             plan=[s.text for s in self._plan],
             decisions=list(self._decisions),
+            gate_version=self._gate_version,
+            gate_opened_at=self._gate_opened_at,
+            reminders_sent=self._reminders,
+            escalated=self._escalated,
         )
 
     # ------------------------------------------------------------------ the run
@@ -133,6 +161,10 @@ class ResearchWorkflow:
     async def _gate(self, gate: GateName, req: ResearchRequest) -> DecisionRecord:
         self._pending = None
         self._open_gate = gate
+        self._gate_version += 1
+        self._gate_opened_at = workflow.now()
+        self._reminders = 0
+        self._escalated = False
         self._gate_deadline = workflow.now() + timedelta(seconds=req.gate_deadline_s)
         self._set_stage(f"awaiting-{gate}-approval")
         workflow.upsert_search_attributes([sa.OPEN_GATE.value_set(gate)])
@@ -140,6 +172,8 @@ class ResearchWorkflow:
             # Recorded like any reviewer's decision: visible in history, progress and the result.
             self._pending = DecisionRecord(gate=gate, decision="approve", reviewer="auto",
                                            comment="--auto-approve", at=workflow.now())
+        elif workflow.patched(PATCH_GATE_REMINDERS):
+            await self._wait_with_reminders(gate, req)
         else:
             try:
                 await workflow.wait_condition(
@@ -147,20 +181,77 @@ class ResearchWorkflow:
                 )
             except TimeoutError:
                 pass
-        decision = self._pending or DecisionRecord(
-            gate=gate, decision=req.deadline_policy, reviewer="deadline",
-            comment=f"no decision within {req.gate_deadline_s:g}s; policy {req.deadline_policy}",
-            at=workflow.now(), by_deadline=True,
-        )
+        decision = self._pending or self._deadline_decision(gate, req)
         self._decisions.append(decision)
         self._open_gate = None
         self._gate_deadline = None
+        self._gate_opened_at = None
         workflow.upsert_search_attributes([
             sa.OPEN_GATE.value_unset(),
             sa.LAST_DECISION.value_set(f"{gate}:{decision.decision}:{decision.reviewer}"),
         ])
         workflow.logger.info("gate %s: %s by %s", gate, decision.decision, decision.reviewer)
         return decision
+
+    def _deadline_decision(self, gate: GateName, req: ResearchRequest) -> DecisionRecord:
+        if req.deadline_policy == "escalate":
+            to = ", ".join(req.escalation_reviewers) or "nobody named"
+            return DecisionRecord(
+                gate=gate, decision="reject", reviewer="deadline", at=workflow.now(), by_deadline=True,
+                comment=f"no decision within {req.gate_deadline_s:g}s, nor within the extension of "
+                        f"{req.gate_deadline_s:g}s after escalating to {to}; policy escalate",
+            )
+        return DecisionRecord(
+            gate=gate, decision=req.deadline_policy, reviewer="deadline",
+            comment=f"no decision within {req.gate_deadline_s:g}s; policy {req.deadline_policy}",
+            at=workflow.now(), by_deadline=True,
+        )
+
+    async def _wait_with_reminders(self, gate: GateName, req: ResearchRequest) -> None:
+        """Wait for a decision until the deadline, sending a reminder every ``reminder_interval_s``;
+        with policy ``escalate``, notify the escalation reviewers at the deadline and extend it once."""
+        wid = workflow.info().workflow_id
+        interval = timedelta(seconds=req.reminder_interval_s)
+        next_reminder = self._gate_opened_at + interval
+        while self._pending is None:
+            now = workflow.now()
+            if now >= self._gate_deadline:
+                if req.deadline_policy != "escalate" or self._escalated:
+                    return
+                self._escalated = True
+                self._gate_deadline = self._gate_deadline + timedelta(seconds=req.gate_deadline_s)
+                next_reminder = now + interval
+                await self._notify(wid, gate, "escalation", "escalation", req.escalation_reviewers,
+                                   f"no decision on the {gate} gate within {req.gate_deadline_s:g}s; "
+                                   f"escalated, deadline extended once")
+                continue
+            if now >= next_reminder:
+                self._reminders += 1
+                next_reminder = next_reminder + interval
+                await self._notify(wid, gate, "reminder", f"reminder/{self._reminders}",
+                                   list(req.allowed_reviewers),
+                                   f"the {gate} gate is waiting for a decision (reminder {self._reminders})")
+                continue
+            try:
+                await workflow.wait_condition(lambda: self._pending is not None,
+                                              timeout=min(next_reminder, self._gate_deadline) - now)
+            except TimeoutError:
+                pass
+
+    async def _notify(self, wid: str, gate: GateName, kind: str, suffix: str, recipients: list[str],
+                      message: str) -> None:
+        """One `notify` call; a notification that keeps failing is logged, it never fails the run."""
+        try:
+            await workflow.execute_activity_method(
+                NotifyActivities.notify,
+                NotifyInput(idempotency_key=f"{wid}/notify/{gate}/{self._gate_version}/{suffix}",
+                            workflow_id=wid, gate=gate, version=self._gate_version, kind=kind,
+                            recipients=recipients, message=message, deadline=self._gate_deadline),
+                task_queue=Queues.of_workflow_queue(workflow.info().task_queue).io,
+                **POLICIES["notify"].kwargs(),
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("notify %s for the %s gate failed: %s", suffix, gate, exc)
 
     @workflow.run
     async def run(self, req: ResearchRequest) -> ResearchResult:
