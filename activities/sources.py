@@ -3,10 +3,15 @@
 PDF and HTML are parsed in a child process under limits (``deepsci.sandbox.parse_isolated``):
 a parser crash, hang or memory blow-up fails that one source with a ``BadDocument`` reason,
 never the worker. Both activities heartbeat while a parser child runs.
+
+``http``/``https`` sources are read by the one safe fetcher (``deepsci.fetcher``: internal
+addresses refused, every redirect hop checked, the body capped); web search goes through the
+provider chain of ``deepsci.search_providers`` (docs/fetching-and-search.md).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
@@ -14,9 +19,11 @@ from urllib.parse import unquote, urlparse
 from temporalio import activity
 
 from deepsci.contracts import FetchParseInput, SearchInput, SearchResult, SourceRecord
-from deepsci.errors import BadDocument, BlockedSource, InvalidInput, non_retryable
+from deepsci.errors import BadDocument, BlockedSource, non_retryable
+from deepsci.fetcher import SafeFetcher
 from deepsci.parsing import content_hash
 from deepsci.sandbox import ParseLimits, parse_isolated
+from deepsci.search_providers import build_providers, search_chain
 
 if TYPE_CHECKING:
     from activities.deps import Deps
@@ -25,23 +32,47 @@ __all__ = ["SourceActivities"]
 
 
 class SourceActivities:
-    def __init__(self, deps: Deps):
+    def __init__(self, deps: Deps, fetcher: SafeFetcher | None = None):
         self.deps = deps
+        self._fetcher = fetcher
+        self._fetcher_lock = threading.Lock()
+
+    @property
+    def fetcher(self) -> SafeFetcher:
+        """One safe fetcher per worker process (built on first use from the deps' settings)."""
+        with self._fetcher_lock:
+            if self._fetcher is None:
+                self._fetcher = SafeFetcher.from_settings(self.deps.settings)
+            return self._fetcher
+
+    def _local(self, corpus: str | None):
+        def search(query: str, limit: int):
+            limits = ParseLimits.from_settings(self.deps.settings)
+            # The catalog parses every new or changed file (in parser children): heartbeat meanwhile.
+            return self.deps.corpus.search(corpus or str(self.deps.settings.corpus_dir), query, limit,
+                                           limits=limits, progress=lambda: activity.heartbeat("cataloguing"))
+        return search
 
     @activity.defn(name="search")
     def search(self, inp: SearchInput) -> SearchResult:
-        unknown = [p for p in inp.providers if p != "local"]
-        if unknown:
-            raise non_retryable(InvalidInput, f"search providers not available: {', '.join(unknown)}")
-        corpus = inp.corpus or str(self.deps.settings.corpus_dir)
-        limits = ParseLimits.from_settings(self.deps.settings)
-        # The catalog parses every new or changed file (in parser children): heartbeat meanwhile.
-        hits = self.deps.corpus.search(corpus, inp.query, inp.limit, limits=limits,
-                                       progress=lambda: activity.heartbeat("cataloguing"))
+        providers = build_providers(inp.providers or ["local"], self.deps.settings, local=self._local(inp.corpus))
+        try:
+            hits = search_chain(providers, inp.query, inp.limit,
+                                on_error=lambda name, err: activity.logger.warning(
+                                    "search provider %s failed: %s", name, err))
+        finally:
+            for p in providers:
+                close = getattr(p, "close", None)
+                if close:
+                    close()
         return SearchResult(hits=hits)
 
-    def _read(self, uri: str) -> bytes:
+    def _read(self, uri: str) -> tuple[bytes, str]:
+        """The source's bytes and the name to parse them under."""
         parsed = urlparse(uri)
+        if parsed.scheme in ("http", "https"):
+            fetched = self.fetcher.fetch(uri, progress=lambda: activity.heartbeat("fetching"))
+            return fetched.data, fetched.parse_name
         if parsed.scheme != "file":
             raise non_retryable(BlockedSource, f"unsupported URI scheme {parsed.scheme!r}: {uri}")
         path = Path(unquote(parsed.path))
@@ -51,18 +82,18 @@ class SourceActivities:
         limit = self.deps.settings.max_document_bytes
         if size > limit:
             raise non_retryable(BadDocument, f"document is {size} bytes (limit {limit})")
-        return path.read_bytes()
+        return path.read_bytes(), uri
 
     @activity.defn(name="fetch_parse")
     def fetch_parse(self, inp: FetchParseInput) -> SourceRecord:
-        data = self._read(inp.uri)
+        data, name = self._read(inp.uri)
         digest = content_hash(data)
         store = self.deps.store
         doc = store.get_document(digest)  # content-addressed: the same bytes are parsed once
         if doc is None:
             activity.heartbeat("parsing")
             settings = self.deps.settings
-            parsed = parse_isolated(data, inp.uri, settings.max_document_bytes, ParseLimits.from_settings(settings),
+            parsed = parse_isolated(data, name, settings.max_document_bytes, ParseLimits.from_settings(settings),
                                     on_wait=lambda: activity.heartbeat("parsing"))
             segments = [{"locator": s.locator, "start": s.start, "end": s.end} for s in parsed.segments]
             store.put_document(digest, inp.uri, parsed.title, parsed.kind, parsed.text, segments, len(data))

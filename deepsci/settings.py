@@ -68,6 +68,37 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(default=1024, ge=256)  # pymupdf alone needs ~150 MB
     parse_cpu_s: int = Field(default=60, ge=1)
 
+    # Fetching http(s) sources (deepsci/fetcher.py, docs/fetching-and-search.md). Internal
+    # addresses are refused; fetch_allow_hosts lists exceptions ("host", "host:port", "ip:port",
+    # CIDR), for tests and intranets. fetch_timeout_s is the whole fetch's budget and must stay
+    # under the fetch policy's start-to-close (2 min).
+    fetch_allow_hosts: list[str] = Field(default_factory=list)
+    fetch_timeout_s: float = Field(default=30.0, gt=0, lt=120)
+    fetch_connect_timeout_s: float = Field(default=10.0, gt=0)
+    fetch_max_redirects: int = Field(default=5, ge=0, le=20)
+    fetch_user_agent: str = "DeepScientist/0.1 (research pipeline)"
+
+    # Web search providers (deepsci/search_providers.py), chosen per run by ResearchRequest.search.
+    # search_timeout_s must stay under the search policy's start-to-close (5 min).
+    searxng_url: str = "http://127.0.0.1:8888"
+    arxiv_url: str = "https://export.arxiv.org"
+    brave_url: str = "https://api.search.brave.com"
+    brave_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("BRAVE_API_KEY", "DEEPSCI_BRAVE_API_KEY")
+    )
+    tavily_url: str = "https://api.tavily.com"
+    tavily_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("TAVILY_API_KEY", "DEEPSCI_TAVILY_API_KEY")
+    )
+    search_timeout_s: float = Field(default=20.0, gt=0, lt=300)
+    # Requests per second per provider (token bucket, burst search_rate_burst); arXiv asks for 1 per 3 s.
+    search_rate_per_s: dict[str, float] = Field(
+        default_factory=lambda: {"searxng": 2.0, "arxiv": 0.34, "brave": 1.0, "tavily": 1.0}
+    )
+    search_rate_burst: int = Field(default=2, ge=1)
+    # How long a search waits for its provider's rate limit before failing (retryably).
+    search_rate_max_wait_s: float = Field(default=15.0, ge=0)
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()

@@ -1,0 +1,334 @@
+"""The one fetcher for every http(s) URL a run touches: refuses internal addresses, pins what it checked.
+
+Rules (docs/fetching-and-search.md):
+
+- Only ``http`` and ``https``; no credentials in the URL; names such as
+  ``metadata.google.internal`` are refused by name.
+- The host is resolved with ``socket.getaddrinfo`` (so ``2130706433``, ``0177.0.0.1`` and
+  ``0x7f.1`` resolve to what the OS would connect to) and **every** resolved address is checked:
+  loopback, private, link-local (cloud metadata), multicast, reserved, unspecified, shared
+  (100.64/10) and other non-global ranges are refused, IPv4 and IPv6, including IPv4-mapped,
+  6to4, NAT64 and Teredo forms of a refused IPv4 address.
+- The connection goes to the address that was checked: a network backend under httpx resolves
+  once, checks, and connects to that IP (TLS still verifies the certificate for the host name).
+- Redirects are followed by hand, at most ``max_redirects``, and every hop is checked again.
+- The body is streamed and capped at ``max_bytes`` (a declared larger Content-Length is refused
+  before reading); a total wall-clock budget ``timeout_s`` covers the whole fetch.
+- TLS verification is never turned off; proxies from the environment are not used.
+
+Refusals raise non-retryable ``BlockedSource`` / ``BadDocument`` errors with the reason; HTTP
+failures go through ``deepsci.errors.http_error`` (429/5xx retryable with Retry-After, 4xx fail
+fast); timeouts and connection failures are retryable.
+
+``allow_hosts`` (setting ``fetch_allow_hosts``) lists exceptions for tests and intranets:
+``host``, ``host:port``, an IP, ``ip:port``, ``[v6]:port`` or a CIDR (``10.1.0.0/16``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+from temporalio.exceptions import ApplicationError
+
+from deepsci.errors import BadDocument, BlockedSource, http_error, non_retryable
+from deepsci.parsing import sniff_kind
+
+__all__ = ["SafeFetcher", "Fetched", "Resolver", "address_block_reason", "system_resolver", "AllowList"]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Sequence[str]]
+
+# Names that reach a cloud provider's instance metadata service whatever DNS says.
+METADATA_NAMES = frozenset({
+    "metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal",
+    "metadata.azure.internal", "metadata.platformequinix.com",
+})
+# Addresses of metadata services, for a precise reason (most are refused by their range anyway).
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254", "169.254.170.2", "169.254.169.253", "100.100.100.200", "192.0.0.192", "fd00:ec2::254",
+))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Every address the OS resolver gives for ``host`` (numeric forms included)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _ip(text: str) -> IPAddress:
+    return ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone id
+
+
+def address_block_reason(ip: IPAddress) -> str | None:
+    """Why a run may not connect to ``ip``, or None when it is a public address."""
+    if ip in METADATA_ADDRESSES:
+        return f"{ip} is a cloud metadata address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded: IPAddress | None = None
+        form = ""
+        if ip.ipv4_mapped is not None:
+            embedded, form = ip.ipv4_mapped, "IPv4-mapped"
+        elif ip.sixtofour is not None:
+            embedded, form = ip.sixtofour, "6to4"
+        elif ip.teredo is not None:
+            embedded, form = ip.teredo[1], "Teredo"
+        elif ip in _NAT64 or ip in _NAT64_LOCAL:
+            embedded, form = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "NAT64"
+        if embedded is not None:
+            inner = address_block_reason(embedded)
+            if inner:
+                return f"{ip} is the {form} form of {inner}"
+    checks = (
+        ("is_unspecified", "unspecified"),
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local (cloud metadata range)"),
+        ("is_multicast", "multicast"),
+        ("is_reserved", "reserved"),
+        ("is_private", "private"),
+    )
+    for attr, what in checks:
+        if getattr(ip, attr):
+            return f"{ip} is a {what} address"
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED:
+        return f"{ip} is a shared (carrier-grade NAT) address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return f"{ip} is a site-local address"
+    if not ip.is_global:
+        return f"{ip} is not a public address"
+    return None
+
+
+class AllowList:
+    """Exceptions to the address rules: ``host``, ``host:port``, ``ip[:port]``, ``[v6]:port``, CIDR."""
+
+    def __init__(self, entries: Iterable[str]):
+        self.names: list[tuple[str, int | None]] = []
+        self.nets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int | None]] = []
+        for raw in entries:
+            entry = raw.strip().lower()
+            if not entry:
+                continue
+            host, port = entry, None
+            if entry.startswith("["):
+                host, _, rest = entry[1:].partition("]")
+                port = int(rest[1:]) if rest.startswith(":") else None
+            elif entry.count(":") == 1:
+                host, p = entry.split(":")
+                port = int(p)
+            try:
+                self.nets.append((ipaddress.ip_network(host, strict=False), port))
+            except ValueError:
+                self.names.append((host.rstrip("."), port))
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.nets)
+
+    def allows_name(self, host: str, port: int) -> bool:
+        host = host.lower().rstrip(".")
+        return any(h == host and (p is None or p == port) for h, p in self.names)
+
+    def allows_ip(self, ip: IPAddress, port: int) -> bool:
+        return any(ip in net and (p is None or p == port) for net, p in self.nets)
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+class _Guard:
+    """Resolves a host once, checks every address, and says which one to connect to."""
+
+    def __init__(self, allow: AllowList, resolver: Resolver):
+        self.allow, self.resolver = allow, resolver
+
+    def check_host(self, host: str, port: int) -> str:
+        """The checked address to connect to; raises ``BlockedSource`` with the reason."""
+        name = host.lower().rstrip(".")
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]
+        by_name = self.allow.allows_name(name, port)
+        if not by_name and (name in METADATA_NAMES or name.endswith(".internal") and "metadata" in name):
+            raise non_retryable(BlockedSource, f"{host} is a cloud metadata host name")
+        if not by_name and (name == "localhost" or name.endswith(".localhost")):
+            raise non_retryable(BlockedSource, f"{host} is a loopback host name")
+        try:
+            addresses = list(self.resolver(name, port))
+        except (OSError, UnicodeError) as err:
+            # A name that does not resolve may resolve later (DNS outage): retryable.
+            raise ApplicationError(f"cannot resolve {host}: {err}", type="FetchError") from err
+        if not addresses:
+            raise ApplicationError(f"cannot resolve {host}: no addresses", type="FetchError")
+        checked: list[str] = []
+        for addr in addresses:
+            try:
+                ip = _ip(addr)
+            except ValueError as err:
+                raise non_retryable(BlockedSource, f"{host} resolved to a non-IP address {addr!r}") from err
+            if by_name or self.allow.allows_ip(ip, port):
+                checked.append(str(ip))
+                continue
+            reason = address_block_reason(ip)
+            if reason:
+                shown = "" if str(ip) == name else f"{host} resolves to "
+                raise non_retryable(BlockedSource, f"blocked: {shown}{reason} (port {port})")
+            checked.append(str(ip))
+        return checked[0]
+
+
+class _PinnedBackend(httpcore.SyncBackend):
+    """httpcore network backend: every TCP connection goes to an address the guard just checked."""
+
+    def __init__(self, guard: _Guard):
+        super().__init__()
+        self.guard = guard
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        ip = self.guard.check_host(host, port)
+        return super().connect_tcp(ip, port, timeout=timeout, local_address=local_address,
+                                   socket_options=socket_options)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str  # the final URL, after redirects
+    status: int
+    content_type: str
+    data: bytes
+    kind: str  # by magic bytes first (deepsci.parsing.sniff_kind), then the Content-Type
+
+    @property
+    def parse_name(self) -> str:
+        """The name to parse under: the URL, with a suffix when only the Content-Type tells the kind."""
+        base = self.url.split("#", 1)[0].split("?", 1)[0]
+        if sniff_kind(self.data, self.url) == "text":
+            if self.kind == "html":
+                return base + ".html"
+            if self.kind == "pdf":
+                return base + ".pdf"
+        return self.url
+
+
+def _kind(data: bytes, url: str, content_type: str) -> str:
+    kind = sniff_kind(data, url)
+    if kind == "text":
+        if content_type in ("text/html", "application/xhtml+xml"):
+            return "html"
+        if content_type == "application/pdf":
+            return "pdf"
+        if content_type == "text/markdown":
+            return "markdown"
+    return kind
+
+
+class SafeFetcher:
+    """Fetch http(s) URLs under the rules in the module docstring. Thread-safe; reuse one per process."""
+
+    def __init__(self, *, max_bytes: int, allow_hosts: Iterable[str] = (), timeout_s: float = 30.0,
+                 connect_timeout_s: float = 10.0, max_redirects: int = 5,
+                 user_agent: str = "DeepScientist/0.1 (+research pipeline)",
+                 resolver: Resolver | None = None):
+        self.max_bytes, self.timeout_s, self.max_redirects = max_bytes, timeout_s, max_redirects
+        self.guard = _Guard(AllowList(allow_hosts), resolver or system_resolver)
+        transport = httpx.HTTPTransport(verify=True, retries=0, trust_env=False)
+        pool = transport._pool  # noqa: SLF001 - the one seam httpx offers for the network backend
+        if not hasattr(pool, "_network_backend"):  # pragma: no cover - guards an httpcore change
+            raise RuntimeError("httpcore has no _network_backend: cannot pin fetched addresses")
+        pool._network_backend = _PinnedBackend(self.guard)  # noqa: SLF001
+        self.client = httpx.Client(
+            transport=transport, follow_redirects=False, trust_env=False,
+            timeout=httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s)),
+            headers={"User-Agent": user_agent, "Accept": "text/html,application/pdf,text/*;q=0.9,*/*;q=0.5"},
+        )
+
+    @classmethod
+    def from_settings(cls, settings, resolver: Resolver | None = None) -> SafeFetcher:
+        return cls(max_bytes=settings.max_document_bytes, allow_hosts=settings.fetch_allow_hosts,
+                   timeout_s=settings.fetch_timeout_s, connect_timeout_s=settings.fetch_connect_timeout_s,
+                   max_redirects=settings.fetch_max_redirects, user_agent=settings.fetch_user_agent,
+                   resolver=resolver)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def check_url(self, url: str) -> str:
+        """Refuse a URL the run may not read (scheme, credentials, address); returns the checked IP."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port or _default_port(parts.scheme.lower())
+        except ValueError as err:
+            raise non_retryable(BlockedSource, f"invalid URL {url!r}: {err}") from err
+        if parts.scheme.lower() not in ("http", "https"):
+            raise non_retryable(BlockedSource, f"unsupported URL scheme {parts.scheme!r}: {url}")
+        if parts.username or parts.password:
+            raise non_retryable(BlockedSource, f"credentials in the URL are not allowed: {parts.hostname}")
+        if not parts.hostname:
+            raise non_retryable(BlockedSource, f"URL has no host: {url}")
+        return self.guard.check_host(parts.hostname, port)
+
+    def fetch(self, url: str, progress: Callable[[], object] | None = None) -> Fetched:
+        """GET ``url`` following at most ``max_redirects`` checked redirects; the body capped."""
+        deadline = time.monotonic() + self.timeout_s
+        current = url
+        for hop in range(self.max_redirects + 1):
+            self.check_url(current)  # a readable reason first; the backend re-checks what it connects to
+            try:
+                httpx.URL(current)
+            except httpx.InvalidURL as err:
+                raise non_retryable(BlockedSource, f"invalid URL {current!r}: {err}") from err
+            try:
+                with self.client.stream("GET", current) as resp:
+                    if resp.status_code in REDIRECT_CODES:
+                        location = resp.headers.get("location")
+                        if not location:
+                            raise non_retryable(BadDocument, f"redirect {resp.status_code} without Location: {current}")
+                        if hop == self.max_redirects:
+                            raise non_retryable(BlockedSource,
+                                                f"too many redirects (more than {self.max_redirects}) from {url}")
+                        current = urljoin(current, location)
+                        continue
+                    if resp.status_code >= 400:
+                        raise http_error(f"fetch {urlsplit(current).hostname}", resp.status_code,
+                                         current, resp.headers.get("retry-after"))
+                    data = self._read(resp, current, deadline, progress)
+                    ctype = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                    return Fetched(url=current, status=resp.status_code, content_type=ctype, data=data,
+                                   kind=_kind(data, current, ctype))
+            except ApplicationError:
+                raise
+            except httpx.TimeoutException as err:
+                raise ApplicationError(f"fetch timed out ({type(err).__name__}): {current}",
+                                       type="FetchTimeout") from err
+            except httpx.HTTPError as err:
+                raise ApplicationError(f"fetch failed ({type(err).__name__}: {err}): {current}",
+                                       type="FetchError") from err
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, resp: httpx.Response, url: str, deadline: float,
+              progress: Callable[[], object] | None) -> bytes:
+        declared = resp.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise non_retryable(BadDocument, f"document is {declared} bytes (limit {self.max_bytes}): {url}")
+        buf = bytearray()
+        last = time.monotonic()
+        for chunk in resp.iter_bytes():  # decoded: a gzip bomb hits the cap too
+            buf += chunk
+            if len(buf) > self.max_bytes:
+                raise non_retryable(BadDocument, f"document exceeds {self.max_bytes} bytes (stopped reading): {url}")
+            now = time.monotonic()
+            if now > deadline:
+                raise ApplicationError(f"fetch took longer than {self.timeout_s:g} s: {url}", type="FetchTimeout")
+            if progress is not None and now - last >= 1.0:
+                progress()
+                last = now
+        return bytes(buf)
