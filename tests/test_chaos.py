@@ -1,8 +1,10 @@
 """Crashes, restarts and shutdown, on real processes: bench/chaos.py runs once for this module on its
 own private stack (free ports, never 7233/8233/55432) with
 
-* 2 SIGKILL trials: the worker is killed while a `fetch_parse` activity is pending (the cheapest
-  kill to recover from: it heartbeats, 30 s heartbeat timeout), a new worker finishes the run;
+* 2 SIGKILL trials: the worker is killed while a `fetch_parse` activity is pending, a new worker
+  finishes the run. Runs have one sub-question, so nothing else is in flight then: fetch_parse
+  heartbeats (30 s heartbeat timeout), the cheapest kill to recover from; a kill during an LLM or
+  search call waits out their whole start-to-close timeout (minutes), too long for CI;
 * 1 SIGTERM trial: the worker is asked to stop while an activity runs, drains and exits 0;
 * 1 server restart: the Temporal dev server is stopped mid-run and started on the same SQLite file.
 
@@ -22,7 +24,7 @@ from deepsci.settings import REPO_ROOT
 
 CHAOS = REPO_ROOT / "bench" / "chaos.py"
 ARGS = ["--trials", "2", "--targets", "activity:fetch_parse", "--sigterms", "1", "--server-restarts", "1",
-        "--sub-questions", "2", "--seed", "20261121", "--json"]
+        "--sub-questions", "1", "--seed", "20261121", "--json"]
 KEYS = {"trials", "completed", "duplicate_side_effects", "recovery_s_p50", "recovery_s_max"}
 
 

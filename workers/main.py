@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -148,8 +149,24 @@ async def run_worker(settings: Settings | None = None, roles: Sequence[str] = RO
 
 
 def main() -> None:
+    """The worker process (`python -m workers.main`, `deepsci worker`): exits 0 after a drain."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_worker(close_stores=True))
+    code = 0
+    try:
+        asyncio.run(run_worker(close_stores=True))
+    except SystemExit as err:
+        code = 0 if err.code is None else err.code if isinstance(err.code, int) else 1
+    except BaseException:
+        log.exception("worker failed")
+        code = 1
+    finally:
+        # Everything is drained and reported by now. Skip interpreter finalization: the Temporal
+        # core's native threads may call into Python while it tears down, which aborts the process
+        # ("PyGILState_Release ... finalizing", SIGABRT) in about one exit in seven.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":
