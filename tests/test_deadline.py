@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from deepsci.contracts import ResearchRequest
+from deepsci.contracts import GateDecision, ResearchRequest
 from deepsci.temporal_client import DATA_CONVERTER, ensure_search_attributes
 from tests.conftest import CORPUS
 from workers.main import build_workers
@@ -53,3 +55,136 @@ async def test_gate_deadline_applies_the_request_policy(skipping_env, deps, poli
     assert result.status == status
     assert result.decisions[0].reviewer == "deadline" and result.decisions[0].by_deadline
     assert result.decisions[0].decision == policy
+
+
+class _Workers:
+    """Workers for one test on the time-skipping server, on a fresh task-queue prefix."""
+
+    def __init__(self, env: WorkflowEnvironment, deps):
+        self.prefix = f"ts{uuid.uuid4().hex[:8]}"
+        self._workers = build_workers(env.client, deps, self.prefix)
+
+    async def __aenter__(self) -> str:
+        self._tasks = [asyncio.ensure_future(w.run()) for w in self._workers]
+        return self.prefix
+
+    async def __aexit__(self, *exc) -> None:
+        await asyncio.gather(*(w.shutdown() for w in self._workers), return_exceptions=True)
+        for t in self._tasks:
+            t.cancel()
+
+
+HOUR = 3600.0
+
+
+def _req(**kw) -> ResearchRequest:
+    return ResearchRequest(question="What is full jitter in retry backoff?", corpus=str(CORPUS),
+                           max_sub_questions=1, **kw)
+
+
+async def test_reminders_while_the_gate_waits_then_the_deadline_rejects(skipping_env, deps):
+    async with _Workers(skipping_env, deps) as prefix:
+        wid = f"research-remind-{prefix}"
+        result = await skipping_env.client.execute_workflow(
+            ResearchWorkflow.run, _req(gate_deadline_s=24 * HOUR, reminder_interval_s=6 * HOUR),
+            id=wid, task_queue=f"{prefix}-workflows")
+    assert result.status == "rejected"
+    assert [(d.gate, d.decision, d.reviewer, d.by_deadline) for d in result.decisions] == [
+        ("plan", "reject", "deadline", True)]
+    # reminders at 6 h, 12 h and 18 h; none at the deadline itself, no escalation
+    assert deps.store.ledger_count(f"{wid}/notify/plan/1/reminder/") == 3
+    assert deps.store.ledger_count(f"{wid}/notify/plan/1/reminder/3") == 1
+    assert deps.store.ledger_count(f"{wid}/notify/") == 3
+    assert 24 * HOUR <= result.stats.duration_s < 25 * HOUR
+
+
+async def test_escalate_notifies_extends_once_then_rejects(skipping_env, deps):
+    async with _Workers(skipping_env, deps) as prefix:
+        wid = f"research-escalate-{prefix}"
+        result = await skipping_env.client.execute_workflow(
+            ResearchWorkflow.run,
+            _req(gate_deadline_s=24 * HOUR, reminder_interval_s=10 * HOUR, deadline_policy="escalate",
+                 escalation_reviewers=["carol", "dave"]),
+            id=wid, task_queue=f"{prefix}-workflows")
+    assert result.status == "rejected"
+    (d,) = result.decisions
+    assert (d.gate, d.decision, d.reviewer, d.by_deadline) == ("plan", "reject", "deadline", True)
+    assert "escalating to carol, dave" in d.comment
+    assert deps.store.ledger_count(f"{wid}/notify/plan/1/escalation") == 1
+    # reminders at 10 h and 20 h, escalation at 24 h, then at 34 h and 44 h; rejected at 48 h
+    assert deps.store.ledger_count(f"{wid}/notify/plan/1/reminder/") == 4
+    assert 48 * HOUR <= result.stats.duration_s < 49 * HOUR  # the deadline was extended once
+    escalation = deps.store.once(f"{wid}/notify/plan/1/escalation", lambda: {})[0]
+    assert escalation["recipients"] == ["carol", "dave"] and escalation["kind"] == "escalation"
+
+
+async def test_escalation_reviewer_decides_within_the_extension(skipping_env, deps):
+    async with _Workers(skipping_env, deps) as prefix:
+        wid = f"research-escalate-ok-{prefix}"
+        handle = await skipping_env.client.start_workflow(
+            ResearchWorkflow.run,
+            _req(gate_deadline_s=24 * HOUR, reminder_interval_s=100 * HOUR, deadline_policy="escalate",
+                 allowed_reviewers=["ann"], escalation_reviewers=["carol"], max_revision_rounds=0),
+            id=wid, task_queue=f"{prefix}-workflows")
+        p = None
+        for _ in range(200):
+            p = await handle.query(ResearchWorkflow.progress)
+            if p.open_gate == "plan":
+                break
+            await asyncio.sleep(0.05)
+        assert p.open_gate == "plan" and not p.escalated
+        first_deadline = p.gate_deadline
+        # carol may not decide before the escalation
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(ResearchWorkflow.decide,
+                                        GateDecision(gate="plan", decision="approve", reviewer="carol"))
+        assert "may not decide" in str(refused.value.cause)
+        await skipping_env.sleep(timedelta(hours=25))
+        for _ in range(200):
+            p = await handle.query(ResearchWorkflow.progress)
+            if p.escalated:
+                break
+            await asyncio.sleep(0.05)
+        assert p.escalated and p.open_gate == "plan" and p.reminders_sent == 0
+        assert p.gate_deadline - first_deadline == timedelta(hours=24)
+        await handle.execute_update(ResearchWorkflow.decide,
+                                    GateDecision(gate="plan", decision="approve", reviewer="carol",
+                                                 version=p.gate_version))
+        for _ in range(400):
+            p = await handle.query(ResearchWorkflow.progress)
+            if p.open_gate == "report":
+                break
+            await asyncio.sleep(0.05)
+        assert p.open_gate == "report" and not p.escalated and p.gate_version == 2
+        await handle.execute_update(ResearchWorkflow.decide,
+                                    GateDecision(gate="report", decision="approve", reviewer="ann"))
+        result = await handle.result()
+    assert result.status == "published"
+    assert [(d.gate, d.decision, d.reviewer) for d in result.decisions] == [
+        ("plan", "approve", "carol"), ("report", "approve", "ann")]
+    assert deps.store.ledger_count(f"{wid}/notify/plan/1/escalation") == 1
+    assert deps.store.ledger_count(f"{wid}/notify/report/") == 0
+
+
+async def test_a_decision_after_reminders_stops_them(skipping_env, deps):
+    async with _Workers(skipping_env, deps) as prefix:
+        wid = f"research-remind-ok-{prefix}"
+        handle = await skipping_env.client.start_workflow(
+            ResearchWorkflow.run, _req(gate_deadline_s=24 * HOUR, reminder_interval_s=4 * HOUR),
+            id=wid, task_queue=f"{prefix}-workflows")
+        for _ in range(200):
+            if (await handle.query(ResearchWorkflow.progress)).open_gate == "plan":
+                break
+            await asyncio.sleep(0.05)
+        await skipping_env.sleep(timedelta(hours=9))
+        for _ in range(200):
+            p = await handle.query(ResearchWorkflow.progress)
+            if p.reminders_sent == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert p.reminders_sent == 2 and p.open_gate == "plan"
+        await handle.execute_update(ResearchWorkflow.decide,
+                                    GateDecision(gate="plan", decision="reject", reviewer="ann"))
+        result = await handle.result()
+    assert result.status == "rejected" and result.decisions[0].reviewer == "ann"
+    assert deps.store.ledger_count(f"{wid}/notify/plan/1/reminder/") == 2
