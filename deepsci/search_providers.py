@@ -18,6 +18,7 @@ search activity's start-to-close, redirects not followed, and HTTP errors mapped
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -205,13 +206,18 @@ class SearxngProvider(_HttpProvider):
 
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
+# Question words that would make an AND query over a sub-question match nothing.
+_ARXIV_STOP = frozenset("the and for are how what which why who when does did with from that this into "
+                        "its their them they can could should would about between than then there".split())
 
 
 class ArxivProvider(_HttpProvider):
     name = "arxiv"
 
     def search(self, query: str, limit: int) -> list[SearchHit]:
-        terms = " AND ".join(f"all:{w}" for w in query.split() if w.isalnum()) or f'all:"{query}"'
+        words = [re.sub(r"[^\w]", "", w) for w in query.split()]
+        words = [w for w in words if len(w) > 2 and w.lower() not in _ARXIV_STOP][:6]
+        terms = " AND ".join(f"all:{w}" for w in words) or "all:*"
         resp = self._request("GET", "/api/query", params={"search_query": terms, "start": 0,
                                                            "max_results": limit})
         try:

@@ -89,7 +89,8 @@ class FakeServer:
         self.httpd.fake = self
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name=type(self).__name__)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True,
+                                       name=type(self).__name__)
 
     def start(self):
         self.thread.start()
