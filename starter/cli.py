@@ -87,7 +87,8 @@ def worker():
 
 def _request(question: str, corpus: Path | None, max_sub_questions: int, max_sources: int,
              max_rounds: int, gate_deadline: float, deadline_policy: str, auto_approve: bool,
-             reviewers: list[str] | None) -> ResearchRequest:
+             reviewers: list[str] | None, reminder_interval: float = 4 * 3600,
+             escalation_reviewers: list[str] | None = None) -> ResearchRequest:
     if corpus is not None and not corpus.is_dir():
         _fail(f"corpus folder not found: {corpus}")
     return ResearchRequest(
@@ -95,7 +96,8 @@ def _request(question: str, corpus: Path | None, max_sub_questions: int, max_sou
         max_sub_questions=max_sub_questions, max_sources_per_sub_question=max_sources,
         max_revision_rounds=max_rounds, gate_deadline_s=gate_deadline,
         deadline_policy=deadline_policy, auto_approve=auto_approve,
-        allowed_reviewers=reviewers or [],
+        allowed_reviewers=reviewers or [], reminder_interval_s=reminder_interval,
+        escalation_reviewers=escalation_reviewers or [],
     )
 
 
@@ -168,17 +170,23 @@ def run(
     max_sources: Annotated[int, typer.Option(help="Sources per sub-question.", min=1, max=25)] = 4,
     max_rounds: Annotated[int, typer.Option(help="Revision rounds at most.", min=0, max=5)] = 1,
     gate_deadline: Annotated[float, typer.Option(help="Seconds a gate waits for a decision.")] = 86400,
-    deadline_policy: Annotated[str, typer.Option(help="reject or approve at the deadline.")] = "reject",
+    deadline_policy: Annotated[str, typer.Option(
+        help="reject, approve or escalate at the deadline (escalate: notify the escalation "
+             "reviewers, extend the deadline once, then reject).")] = "reject",
     reviewer: Annotated[list[str] | None, typer.Option(help="Allowed reviewer (repeatable).")] = None,
+    reminder_interval: Annotated[float, typer.Option(
+        help="Seconds between reminders while a gate waits.", min=1)] = 4 * 3600,
+    escalation_reviewer: Annotated[list[str] | None, typer.Option(
+        help="Notified at the deadline with --deadline-policy escalate (repeatable).")] = None,
 ):
     """Start a research run (or attach to the run with the same id) and print its Web UI link."""
     from starter.runs import start_or_attach, workflow_id_for
 
-    if deadline_policy not in ("reject", "approve"):
-        _fail("--deadline-policy takes reject or approve")
+    if deadline_policy not in ("reject", "approve", "escalate"):
+        _fail("--deadline-policy takes reject, approve or escalate")
     s = get_settings()
     req = _request(question, corpus, max_sub_questions, max_sources, max_rounds, gate_deadline,
-                   deadline_policy, auto_approve, reviewer)
+                   deadline_policy, auto_approve, reviewer, reminder_interval, escalation_reviewer)
     wid = workflow_id_for(req, id)
 
     async def go():
@@ -231,7 +239,7 @@ def status(run_id: Annotated[str, typer.Argument(help="Workflow id.")],
 
 
 def _decide(run_id: str, gate: str, decision: str, comment: str, reviewer: str | None,
-            plan: list[str] | None, as_json: bool) -> None:
+            plan: list[str] | None, as_json: bool, version: int | None = None) -> None:
     from temporalio.client import WorkflowUpdateFailedError
 
     from workflows.research import ResearchWorkflow
@@ -240,7 +248,7 @@ def _decide(run_id: str, gate: str, decision: str, comment: str, reviewer: str |
         _fail("--gate takes plan or report")
     s = get_settings()
     payload = GateDecision(gate=gate, decision=decision, reviewer=reviewer or getpass.getuser() or "cli",
-                           comment=comment, plan=plan)
+                           comment=comment, plan=plan, version=version)
 
     async def go():
         client = await connect(s)
@@ -260,32 +268,132 @@ def _decide(run_id: str, gate: str, decision: str, comment: str, reviewer: str |
     _run(go())
 
 
+Version = Annotated[int | None, typer.Option(
+    "--version", help="The gate_version you reviewed (`deepsci status`/`pending`); a decision on an "
+                      "older plan or report is refused.")]
+
+
 @app.command()
 def approve(run_id: str, gate: Gate,
             comment: Annotated[str, typer.Option(help="Why.")] = "",
             reviewer: Annotated[str | None, typer.Option(help="Reviewer name (default: $USER).")] = None,
             plan: Annotated[list[str] | None, typer.Option(help="Edited sub-question (repeatable; plan gate).")] = None,
+            version: Version = None,
             as_json: Annotated[bool, typer.Option("--json")] = False):
     """Approve the open gate (the plan gate optionally with an edited plan)."""
-    _decide(run_id, gate, "approve", comment, reviewer, plan, as_json)
+    _decide(run_id, gate, "approve", comment, reviewer, plan, as_json, version)
 
 
 @app.command()
 def reject(run_id: str, gate: Gate,
            comment: Annotated[str, typer.Option(help="Why.")] = "",
            reviewer: Annotated[str | None, typer.Option(help="Reviewer name (default: $USER).")] = None,
+           version: Version = None,
            as_json: Annotated[bool, typer.Option("--json")] = False):
     """Reject the open gate; the run ends with status `rejected`."""
-    _decide(run_id, gate, "reject", comment, reviewer, None, as_json)
+    _decide(run_id, gate, "reject", comment, reviewer, None, as_json, version)
 
 
 @app.command("request-changes")
 def request_changes(run_id: str,
                     comment: Annotated[str, typer.Option(help="What to change.")],
                     reviewer: Annotated[str | None, typer.Option(help="Reviewer name.")] = None,
+                    version: Version = None,
                     as_json: Annotated[bool, typer.Option("--json")] = False):
     """Ask for one more revision round of the report, with a comment."""
-    _decide(run_id, "report", "request_changes", comment, reviewer, None, as_json)
+    _decide(run_id, "report", "request_changes", comment, reviewer, None, as_json, version)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    sign, rest = ("-" if seconds < 0 else ""), abs(int(seconds))
+    d, rest = divmod(rest, 86400)
+    h, rest = divmod(rest, 3600)
+    m, sec = divmod(rest, 60)
+    if d:
+        return f"{sign}{d}d {h}h"
+    if h:
+        return f"{sign}{h}h {m}m"
+    return f"{sign}{m}m {sec}s" if m else f"{sign}{sec}s"
+
+
+async def pending_runs(client, gate: str | None = None, task_queue: str | None = None,
+                       limit: int = 200) -> list[dict]:
+    """Runs waiting on a gate (visibility on `DeepsciOpenGate`), longest-waiting first, each with
+    its gate, version, how long it has waited and how long until the deadline (`progress` query;
+    a run whose query fails, e.g. no worker, is listed from visibility alone)."""
+    from datetime import UTC, datetime, timedelta
+
+    from workflows import search_attributes as sa
+    from workflows.research import ResearchWorkflow
+
+    gates = [gate] if gate else ["plan", "report"]
+    query = ("WorkflowType = 'ResearchWorkflow' AND ExecutionStatus = 'Running' AND "
+             f"{sa.OPEN_GATE.name} IN ({', '.join(repr(g) for g in gates)})")
+    if task_queue:
+        query += f" AND TaskQueue = {task_queue!r}"
+    found = [wf async for wf in client.list_workflows(query, limit=limit)]
+
+    async def one(wf) -> dict | None:
+        row = {"workflow_id": wf.id, "gate": wf.typed_search_attributes.get(sa.OPEN_GATE),
+               "stage": wf.typed_search_attributes.get(sa.STAGE), "gate_version": None,
+               "gate_opened_at": None, "gate_deadline": None, "waited_s": None, "deadline_in_s": None,
+               "reminders_sent": None, "escalated": None, "started_at": wf.start_time}
+        try:
+            p = await client.get_workflow_handle(wf.id, run_id=wf.run_id).query(
+                ResearchWorkflow.progress, rpc_timeout=timedelta(seconds=5))
+        except Exception:  # noqa: BLE001 - no worker, or closed since the visibility record
+            return row
+        if p.open_gate is None:  # decided since visibility was written
+            return None
+        now = datetime.now(UTC)
+        row.update(gate=p.open_gate, stage=p.stage, gate_version=p.gate_version,
+                   gate_opened_at=p.gate_opened_at, gate_deadline=p.gate_deadline,
+                   reminders_sent=p.reminders_sent, escalated=p.escalated)
+        if p.gate_opened_at:
+            row["waited_s"] = round((now - p.gate_opened_at).total_seconds(), 1)
+        if p.gate_deadline:
+            row["deadline_in_s"] = round((p.gate_deadline - now).total_seconds(), 1)
+        return row
+
+    rows = [r for r in await asyncio.gather(*(one(wf) for wf in found)) if r is not None]
+    return sorted(rows, key=lambda r: -(r["waited_s"] or 0))
+
+
+@app.command()
+def pending(gate: Annotated[str | None, typer.Option("--gate", "-g", help="Only plan or report.")] = None,
+            queue: Annotated[str | None, typer.Option(
+                "--queue", help="Only runs on this workflow task queue (e.g. deepsci-workflows).")] = None,
+            limit: Annotated[int, typer.Option(min=1)] = 200,
+            as_json: Annotated[bool, typer.Option("--json")] = False):
+    """List runs waiting on a gate, with how long each has waited and when its deadline falls."""
+    if gate is not None and gate not in ("plan", "report"):
+        _fail("--gate takes plan or report")
+    s = get_settings()
+
+    async def go():
+        client = await connect(s)
+        return await pending_runs(client, gate, queue, limit)
+
+    rows = _run(go())
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    if not rows:
+        console.print("No run is waiting on a gate.")
+        return
+    table = Table(show_header=True, header_style="bold")
+    for col in ("run", "gate", "version", "waiting", "deadline in", "reminders", "escalated"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["workflow_id"], r["gate"] or "?", str(r["gate_version"] or "?"),
+                      _duration(r["waited_s"]), _duration(r["deadline_in_s"]),
+                      str(r["reminders_sent"] if r["reminders_sent"] is not None else "?"),
+                      "yes" if r["escalated"] else "")
+    console.print(table)
+    console.print(f"{len(rows)} waiting. Decide with `deepsci approve RUN --gate GATE --version N` "
+                  "(or reject / request-changes).")
 
 
 @app.command()
