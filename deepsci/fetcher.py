@@ -282,6 +282,8 @@ class SafeFetcher:
         current = url
         for hop in range(self.max_redirects + 1):
             self.check_url(current)  # a readable reason first; the backend re-checks what it connects to
+            if progress is not None:
+                progress()
             try:
                 httpx.URL(current)
             except httpx.InvalidURL as err:

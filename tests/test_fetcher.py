@@ -227,3 +227,52 @@ def test_tls_verification_is_never_disabled():
     ctx = f.client._transport._pool._ssl_context  # noqa: SLF001
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     f.close()
+
+
+def test_dns_rebinding_is_caught_at_connect_time(doc):
+    """The name is public when first checked and loopback when connecting: the pinned connect refuses."""
+    calls = []
+
+    def rebinding(host: str, port: int):
+        calls.append(host)
+        return ["93.184.216.34"] if len(calls) == 1 else ["127.0.0.1"]
+
+    f = SafeFetcher(max_bytes=1024 * 1024, resolver=rebinding, timeout_s=5)
+    n = len(doc.requests)
+    with pytest.raises(ApplicationError) as info:
+        f.fetch(f"http://rebind.test:{doc.port}/page/breakers")
+    assert info.value.type == BlockedSource and "127.0.0.1 is a loopback address" in info.value.message
+    assert len(calls) == 2 and len(doc.requests) == n
+    f.close()
+
+
+def test_ipv6_loopback_allowlisted_by_entry():
+    import socket
+    from http.server import ThreadingHTTPServer
+
+    from tests.fakes.web import _Handler
+
+    class V6(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    try:
+        httpd = V6(("::1", 0), _Handler)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    fake = DocServer()  # borrow its routes
+    httpd.fake = fake
+    port = httpd.server_address[1]
+    import threading
+
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        f = SafeFetcher(max_bytes=1024 * 1024, allow_hosts=[f"[::1]:{port}"], timeout_s=5)
+        assert f.fetch(f"http://[::1]:{port}/page/breakers").kind == "html"
+        with pytest.raises(ApplicationError) as info:  # another port on ::1 is not allowlisted
+            f.fetch(f"http://[::1]:{port + 1 if port < 65535 else port - 1}/")
+        assert info.value.type == BlockedSource and "::1 is a loopback address" in info.value.message
+        f.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        fake.httpd.server_close()
