@@ -163,7 +163,12 @@ class _Guard:
         if not by_name and (name == "localhost" or name.endswith(".localhost")):
             raise non_retryable(BlockedSource, f"{host} is a loopback host name")
         try:
-            addresses = list(self.resolver(name, port))
+            _ip(name)  # an IP literal (zone id allowed) is checked as written, not resolved
+            addresses = [name.split("%", 1)[0]]
+        except ValueError:
+            addresses = []
+        try:
+            addresses = addresses or list(self.resolver(name, port))
         except (OSError, UnicodeError) as err:
             # A name that does not resolve may resolve later (DNS outage): retryable.
             raise ApplicationError(f"cannot resolve {host}: {err}", type="FetchError") from err

@@ -12,10 +12,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from deepsci.contracts import GateDecision, ResearchRequest
 from deepsci.temporal_client import DATA_CONVERTER, ensure_search_attributes
+from starter.replay import replay_histories
 from tests.conftest import CORPUS
 from workers.main import build_workers
 from workflows import search_attributes
-from workflows.research import ResearchWorkflow
+from workflows.research import MAX_REMINDERS_PER_GATE, ResearchWorkflow
 
 
 def _test_server() -> str:
@@ -106,6 +107,7 @@ async def test_escalate_notifies_extends_once_then_rejects(skipping_env, deps):
             _req(gate_deadline_s=24 * HOUR, reminder_interval_s=10 * HOUR, deadline_policy="escalate",
                  escalation_reviewers=["carol", "dave"]),
             id=wid, task_queue=f"{prefix}-workflows")
+        history = await skipping_env.client.get_workflow_handle(wid).fetch_history()
     assert result.status == "rejected"
     (d,) = result.decisions
     assert (d.gate, d.decision, d.reviewer, d.by_deadline) == ("plan", "reject", "deadline", True)
@@ -116,6 +118,19 @@ async def test_escalate_notifies_extends_once_then_rejects(skipping_env, deps):
     assert 48 * HOUR <= result.stats.duration_s < 49 * HOUR  # the deadline was extended once
     escalation = deps.store.once(f"{wid}/notify/plan/1/escalation", lambda: {})[0]
     assert escalation["recipients"] == ["carol", "dave"] and escalation["kind"] == "escalation"
+    # the patched gate's history replays on the current code
+    outcomes = await replay_histories([history])
+    assert outcomes and all(o.ok for o in outcomes), outcomes
+
+
+async def test_reminders_are_capped_per_gate(skipping_env, deps):
+    async with _Workers(skipping_env, deps) as prefix:
+        wid = f"research-remind-cap-{prefix}"
+        result = await skipping_env.client.execute_workflow(
+            ResearchWorkflow.run, _req(gate_deadline_s=24 * HOUR, reminder_interval_s=60),
+            id=wid, task_queue=f"{prefix}-workflows")
+    assert result.status == "rejected" and 24 * HOUR <= result.stats.duration_s < 25 * HOUR
+    assert deps.store.ledger_count(f"{wid}/notify/plan/1/reminder/") == MAX_REMINDERS_PER_GATE
 
 
 async def test_escalation_reviewer_decides_within_the_extension(skipping_env, deps):

@@ -53,6 +53,7 @@ ATTACKS = [
     ("http://0x7f.1/", "127.0.0.1 is a loopback address"),  # hex, short form
     ("http://0xa9fea9fe/", "169.254.169.254 is a cloud metadata address"),  # hex metadata
     ("http://[fe80::1]/", "fe80::1 is a link-local"),
+    ("http://[fe80::1%25eth0]/", "fe80::1 is a link-local"),  # with a zone id
     ("http://[fc00::1]/", "fc00::1 is a private address"),
     ("http://[fd00:ec2::254]/", "cloud metadata address"),
     ("http://224.0.0.1/", "224.0.0.1 is a multicast address"),

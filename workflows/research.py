@@ -49,6 +49,9 @@ __all__ = ["ResearchWorkflow", "PATCH_GATE_REMINDERS"]
 # Gates wait in steps (a timer per reminder) and call `notify`; runs started before this patch
 # keep their single deadline timer when replayed (docs/versioning.md).
 PATCH_GATE_REMINDERS = "gate-reminders-escalation"
+# Keeps a run's history bounded whatever reminder_interval_s says (two activities' worth of
+# events per reminder); after this many, a gate waits quietly for its deadline.
+MAX_REMINDERS_PER_GATE = 24
 
 
 @workflow.defn
@@ -225,7 +228,8 @@ class ResearchWorkflow:
                                    f"no decision on the {gate} gate within {req.gate_deadline_s:g}s; "
                                    f"escalated, deadline extended once")
                 continue
-            if now >= next_reminder:
+            more = self._reminders < MAX_REMINDERS_PER_GATE
+            if more and now >= next_reminder:
                 self._reminders += 1
                 next_reminder = next_reminder + interval
                 await self._notify(wid, gate, "reminder", f"reminder/{self._reminders}",
@@ -233,8 +237,8 @@ class ResearchWorkflow:
                                    f"the {gate} gate is waiting for a decision (reminder {self._reminders})")
                 continue
             try:
-                await workflow.wait_condition(lambda: self._pending is not None,
-                                              timeout=min(next_reminder, self._gate_deadline) - now)
+                wake = min(next_reminder, self._gate_deadline) if more else self._gate_deadline
+                await workflow.wait_condition(lambda: self._pending is not None, timeout=wake - now)
             except TimeoutError:
                 pass
 
