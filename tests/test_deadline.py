@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
-from deepsci.contracts import GateDecision, ResearchRequest
+from activities.publishing import PublishActivities
+from activities.sources import SourceActivities
+from deepsci.contracts import GateDecision, NotifyInput, NotifyResult, ResearchRequest
 from deepsci.temporal_client import DATA_CONVERTER, ensure_search_attributes
 from starter.replay import replay_histories
 from tests.conftest import CORPUS
@@ -165,11 +170,11 @@ async def test_escalation_reviewer_decides_within_the_extension(skipping_env, de
         await handle.execute_update(ResearchWorkflow.decide,
                                     GateDecision(gate="plan", decision="approve", reviewer="carol",
                                                  version=p.gate_version))
-        for _ in range(400):
+        for _ in range(1200):  # the first investigation loads the embedding model (cold: ~30 s)
             p = await handle.query(ResearchWorkflow.progress)
             if p.open_gate == "report":
                 break
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
         assert p.open_gate == "report" and not p.escalated and p.gate_version == 2
         await handle.execute_update(ResearchWorkflow.decide,
                                     GateDecision(gate="report", decision="approve", reviewer="ann"))
@@ -203,3 +208,37 @@ async def test_a_decision_after_reminders_stops_them(skipping_env, deps):
         result = await handle.result()
     assert result.status == "rejected" and result.decisions[0].reviewer == "ann"
     assert deps.store.ledger_count(f"{wid}/notify/plan/1/reminder/") == 2
+
+
+async def test_a_failing_notifier_never_fails_or_holds_up_the_run(skipping_env, deps):
+    attempts: list[str] = []
+
+    @activity.defn(name="notify")
+    async def broken_notify(inp: NotifyInput) -> NotifyResult:
+        attempts.append(inp.idempotency_key)
+        raise RuntimeError("the chat service is down")
+
+    prefix = f"ts{uuid.uuid4().hex[:8]}"
+    workers = build_workers(skipping_env.client, deps, prefix, roles=("workflows", "llm", "cpu"))
+    workers.append(Worker(skipping_env.client, task_queue=f"{prefix}-io",
+                          activities=[SourceActivities(deps).search, PublishActivities(deps).publish,
+                                      broken_notify],
+                          activity_executor=ThreadPoolExecutor(max_workers=4)))
+    tasks = [asyncio.ensure_future(w.run()) for w in workers]
+    wid = f"research-notify-down-{prefix}"
+    try:
+        result = await skipping_env.client.execute_workflow(
+            ResearchWorkflow.run,
+            _req(gate_deadline_s=24 * HOUR, reminder_interval_s=6 * HOUR, deadline_policy="escalate",
+                 escalation_reviewers=["carol"]),
+            id=wid, task_queue=f"{prefix}-workflows")
+    finally:
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        for t in tasks:
+            t.cancel()
+    # every notification was retried and given up on, the deadline and its extension still held
+    assert result.status == "rejected" and result.decisions[0].reviewer == "deadline"
+    assert 48 * HOUR <= result.stats.duration_s < 49 * HOUR
+    assert f"{wid}/notify/plan/1/escalation" in attempts
+    assert len(attempts) > len(set(attempts)) >= 4
+    assert deps.store.ledger_count(f"{wid}/notify/") == 0

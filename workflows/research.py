@@ -74,6 +74,7 @@ class ResearchWorkflow:
         self._gate_opened_at = None
         self._reminders = 0
         self._escalated = False
+        self._notices: list[asyncio.Future] = []
 
     # ------------------------------------------------------------------ gates: update, signal, query
 
@@ -165,6 +166,7 @@ class ResearchWorkflow:
         self._pending = None
         self._open_gate = gate
         self._gate_version += 1
+        self._notices = [t for t in self._notices if not t.done()]
         self._gate_opened_at = workflow.now()
         self._reminders = 0
         self._escalated = False
@@ -212,50 +214,58 @@ class ResearchWorkflow:
 
     async def _wait_with_reminders(self, gate: GateName, req: ResearchRequest) -> None:
         """Wait for a decision until the deadline, sending a reminder every ``reminder_interval_s``;
-        with policy ``escalate``, notify the escalation reviewers at the deadline and extend it once."""
-        wid = workflow.info().workflow_id
+        with policy ``escalate``, notify the escalation reviewers at the deadline and extend it once.
+        A decision (or the deadline) never waits for a notification still being retried."""
         interval = timedelta(seconds=req.reminder_interval_s)
         next_reminder = self._gate_opened_at + interval
         while self._pending is None:
             now = workflow.now()
+            more = self._reminders < MAX_REMINDERS_PER_GATE
+            notice = None
             if now >= self._gate_deadline:
                 if req.deadline_policy != "escalate" or self._escalated:
                     return
                 self._escalated = True
                 self._gate_deadline = self._gate_deadline + timedelta(seconds=req.gate_deadline_s)
                 next_reminder = now + interval
-                await self._notify(wid, gate, "escalation", "escalation", req.escalation_reviewers,
-                                   f"no decision on the {gate} gate within {req.gate_deadline_s:g}s; "
-                                   f"escalated, deadline extended once")
-                continue
-            more = self._reminders < MAX_REMINDERS_PER_GATE
-            if more and now >= next_reminder:
+                notice = self._notice(gate, "escalation", "escalation", req.escalation_reviewers,
+                                      f"no decision on the {gate} gate within {req.gate_deadline_s:g}s; "
+                                      f"escalated, deadline extended once")
+            elif more and now >= next_reminder:
                 self._reminders += 1
                 next_reminder = next_reminder + interval
-                await self._notify(wid, gate, "reminder", f"reminder/{self._reminders}",
-                                   list(req.allowed_reviewers),
-                                   f"the {gate} gate is waiting for a decision (reminder {self._reminders})")
-                continue
-            try:
+                notice = self._notice(gate, "reminder", f"reminder/{self._reminders}",
+                                      list(req.allowed_reviewers),
+                                      f"the {gate} gate is waiting for a decision (reminder {self._reminders})")
+            if notice is not None:
+                sent = asyncio.ensure_future(self._notify(notice))
+                self._notices.append(sent)  # a strong reference while it runs
+                done, wake = (lambda t=sent: self._pending is not None or t.done()), self._gate_deadline
+            else:
+                done = lambda: self._pending is not None  # noqa: E731
                 wake = min(next_reminder, self._gate_deadline) if more else self._gate_deadline
-                await workflow.wait_condition(lambda: self._pending is not None, timeout=wake - now)
+            try:
+                await workflow.wait_condition(done, timeout=wake - now)
             except TimeoutError:
                 pass
 
-    async def _notify(self, wid: str, gate: GateName, kind: str, suffix: str, recipients: list[str],
-                      message: str) -> None:
+    def _notice(self, gate: GateName, kind: str, suffix: str, recipients: list[str],
+                message: str) -> NotifyInput:
+        wid = workflow.info().workflow_id
+        return NotifyInput(idempotency_key=f"{wid}/notify/{gate}/{self._gate_version}/{suffix}",
+                           workflow_id=wid, gate=gate, version=self._gate_version, kind=kind,
+                           recipients=recipients, message=message, deadline=self._gate_deadline)
+
+    async def _notify(self, notice: NotifyInput) -> None:
         """One `notify` call; a notification that keeps failing is logged, it never fails the run."""
         try:
             await workflow.execute_activity_method(
-                NotifyActivities.notify,
-                NotifyInput(idempotency_key=f"{wid}/notify/{gate}/{self._gate_version}/{suffix}",
-                            workflow_id=wid, gate=gate, version=self._gate_version, kind=kind,
-                            recipients=recipients, message=message, deadline=self._gate_deadline),
+                NotifyActivities.notify, notice,
                 task_queue=Queues.of_workflow_queue(workflow.info().task_queue).io,
                 **POLICIES["notify"].kwargs(),
             )
         except ActivityError as exc:
-            workflow.logger.warning("notify %s for the %s gate failed: %s", suffix, gate, exc)
+            workflow.logger.warning("notify %s failed: %s", notice.idempotency_key, exc)
 
     @workflow.run
     async def run(self, req: ResearchRequest) -> ResearchResult:
