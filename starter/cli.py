@@ -129,11 +129,12 @@ async def _watch(handle, quiet: bool) -> ResearchResult:
                             completed=p.sources_parsed + p.sources_failed,
                             description=f"sources parsed ({p.sources_failed} failed, "
                                         f"{p.chunks_indexed} chunks)")
-                if p.open_gate and gate_told != p.open_gate:
-                    gate_told = p.open_gate
+                if p.open_gate and gate_told != (p.open_gate, p.gate_version):
+                    gate_told = (p.open_gate, p.gate_version)
                     bars.console.print(
-                        f"Waiting for a decision on the [bold]{p.open_gate}[/bold] gate: "
-                        f"`deepsci approve {handle.id} --gate {p.open_gate}` or `deepsci reject ...`")
+                        f"Waiting for a decision on the [bold]{p.open_gate}[/bold] gate "
+                        f"(version {p.gate_version}): `deepsci approve {handle.id} --gate {p.open_gate} "
+                        f"--version {p.gate_version}` or `deepsci reject ...`")
             await asyncio.wait([result_task], timeout=0.5)
         bars.update(stage, description="stage: done")
     return await result_task
