@@ -223,3 +223,15 @@ async def test_run_with_searxng_cites_fetched_pages(env, deps):
     assert trap and all(s.status == "failed" and "BlockedSource" in (s.error or "") and "metadata" in s.error
                         for s in trap)
     assert ("GET", "/latest/meta-data/") not in doc.requests
+
+
+def test_non_web_result_urls_are_dropped(fakes):
+    """A search engine must not be able to point fetch_parse at a worker's local file."""
+    fakes["searxng"].results = [
+        {"url": "file:///etc/passwd", "title": "passwd", "content": ""},
+        {"url": "javascript:alert(1)", "title": "js", "content": ""},
+        {"url": "/relative/path", "title": "rel", "content": ""},
+        {"url": "https://example.org/ok", "title": "ok", "content": ""},
+    ]
+    hits = SearxngProvider(fakes["searxng"].url, **FAST).search("q", 10)
+    assert [h.uri for h in hits] == ["https://example.org/ok"]
