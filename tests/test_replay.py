@@ -25,6 +25,7 @@ from workflows.investigate import InvestigateWorkflow
 from workflows.research import ResearchWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
+TAG = os.environ.get("DEEPSCI_RECORD_TAG", "rec")  # a new tag keeps older histories beside new ones
 SCENARIOS = ("happy-path", "plan-rejected", "revision-rounds", "crash-recovered")
 
 
@@ -101,19 +102,19 @@ async def test_record_histories(env, worker, deps, settings):
 
     req = {"corpus": str(CORPUS), "max_sub_questions": 2}
     h = await start_run(client, worker, ResearchRequest(question="How does full jitter spread retries?",
-                                                        auto_approve=True, **req), "research-rec-happy")
+                                                        auto_approve=True, **req), f"research-{TAG}-happy")
     await h.result()
     await save("happy-path", h)
 
     h = await start_run(client, worker, ResearchRequest(question="What is a heartbeat timeout?", **req),
-                        "research-rec-reject")
+                        f"research-{TAG}-reject")
     await wait_for_gate(h, "plan")
     await h.execute_update(ResearchWorkflow.decide, GateDecision(gate="plan", decision="reject", reviewer="ann"))
     await h.result()
     await save("plan-rejected", h)
 
     h = await start_run(client, worker, ResearchRequest(question="How do circuit breakers recover?",
-                                                        max_revision_rounds=2, **req), "research-rec-revise")
+                                                        max_revision_rounds=2, **req), f"research-{TAG}-revise")
     await wait_for_gate(h, "plan")
     await h.execute_update(ResearchWorkflow.decide, GateDecision(gate="plan", decision="approve", reviewer="ann"))
     await wait_for_gate(h, "report")
@@ -132,7 +133,7 @@ async def test_record_histories(env, worker, deps, settings):
                  "DEEPSCI_TASK_QUEUE_PREFIX": prefix}
     proc = subprocess.Popen([sys.executable, "-m", "workers.main"], env=child_env)
     h = await start_run(client, prefix, ResearchRequest(question="How do idempotency keys stop duplicates?",
-                                                        auto_approve=True, **req), "research-rec-crash")
+                                                        auto_approve=True, **req), f"research-{TAG}-crash")
     for _ in range(600):
         p = await h.query(ResearchWorkflow.progress)
         if p.stage in ("investigating", "drafting"):
