@@ -36,8 +36,17 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _run(coro):
+    """Run a client coroutine; server refusals become one readable line, not a traceback."""
+    from temporalio.service import RPCError, RPCStatusCode
+
     try:
         return asyncio.run(coro)
+    except RPCError as exc:
+        if "already completed" in exc.message:
+            _fail("the run has already finished; `deepsci result ID` shows how it ended", code=2)
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            _fail(f"no such run: {exc.message}", code=4)
+        _fail(f"Temporal refused: {exc.message}")
     except RuntimeError as exc:  # connection failures from the client carry a readable message
         if "connect" in str(exc).lower():
             _fail(f"{exc}\nIs the stack up? Try `deepsci up`.")
@@ -508,7 +517,24 @@ def replay(
 
 
 def main() -> None:
-    app()
+    """Run the CLI, then leave without interpreter finalization.
+
+    grpcio (loaded by temporalio's API modules) can abort the process while Python finalizes
+    ("PyGILState_Release ... finalizing", exit 134) after a command has already succeeded; the
+    exit code must be the command's, so flush and leave directly.
+    """
+    import os
+
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            err.print(exc.code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -73,3 +73,15 @@ async def test_approve_and_reject_from_the_cli(env, worker, settings):
     code, out, err = await _deepsci(e, "result", wid, "--json")
     doc = json.loads(out)
     assert doc["status"] == "rejected" and doc["report_markdown"]
+
+
+async def test_unknown_and_finished_runs_get_one_line_errors(env, worker, settings):
+    e = _env(env, settings, worker)
+    code, out, err = await _deepsci(e, "result", "research-does-not-exist", "--json")
+    assert code == 4 and "no such run" in err and "Traceback" not in err
+    code, out, err = await _deepsci(
+        e, "run", "What is a dead letter queue?", "--corpus", str(CORPUS), "--auto-approve", "--wait",
+        "--json", "--max-sub-questions", "1", "--id", f"done-{worker}")
+    assert code == 0, err
+    code, out, err = await _deepsci(e, "approve", f"research-done-{worker}", "--gate", "plan")
+    assert code == 2 and "already finished" in err and "Traceback" not in err
