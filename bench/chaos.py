@@ -22,8 +22,8 @@ sample corpus, --auto-approve):
 * ``server-restart`` (``--server-restarts M``): stop the Temporal dev server mid-run (SIGTERM),
   keep it down 1-3 s, start it again on the same SQLite file; the worker stays up.
 
-A target the run never reached (it finished first) is tried again on a new run; the finished run
-still counts in the side-effect checks below.
+A target the run never reached, or a signal that landed after the run had finished, is tried
+again on a new run (up to 4 runs); the finished run still counts in the side-effect checks below.
 
 Side effects, counted after every run and, for Qdrant, after the worker is stopped (local mode
 allows one process per folder):
@@ -428,54 +428,26 @@ class Harness:
         assert self.client is not None
         q = self.questions[trial.n % len(self.questions)]
         trial.question_id = q["id"]
-        reached, pending = None, None
         for attempt in range(1, 5):
             handle = await self._start(trial, q["question"])
             t_start = time.monotonic()
             target = self._target_for_attempt(trial, attempt)
             reached = await wait_target(self.client, handle, target, self.rng, self.args.run_timeout)
-            if reached is not None:
-                pending = reached.pop("pending", None)
-                trial.reached = {"target": target, **reached}
+            if reached is None:
+                log(f"trial {trial.n}: run finished before {target}; starting another run")
+                self.durations.append(time.monotonic() - t_start)
+                continue
+            pending = reached.pop("pending", None)
+            trial.reached = {"target": target, **reached}
+            t_disrupt, t_resume, old_pid = await self._disrupt(trial, handle, pending)
+            closed = (await handle.describe()).close_time
+            if closed is None or closed.timestamp() > t_disrupt:
                 break
-            log(f"trial {trial.n}: run finished before {target}; starting another run")
+            # The run finished between seeing the target and the signal: no trial, try again.
+            log(f"trial {trial.n}: run finished before the {trial.scenario} landed; starting another run")
             self.durations.append(time.monotonic() - t_start)
-        if reached is None:
+        else:
             raise RuntimeError(f"target {trial.target} never reached in 4 runs")
-
-        if trial.scenario == "kill":
-            self.stack.signal_worker(signal.SIGKILL)
-            t_disrupt = time.time()
-            await self.stack.wait_worker(10)
-            _, trial.in_flight = await in_flight(self.client, handle.id)
-            t_resume = time.time()
-            trial.worker_start_s = round(await self.stack.start_worker(), 2)
-        elif trial.scenario == "sigterm":
-            # What was pending when the target was seen, a few ms ago: no second look, the
-            # activities we want to see drained are short.
-            trial.in_flight = pending if pending is not None else (await in_flight(self.client, handle.id))[1]
-            old_pid = self.stack.worker.pid if self.stack.worker else None
-            self.stack.signal_worker(signal.SIGTERM)
-            t_disrupt = time.time()
-            trial.worker_exit = await self.stack.wait_worker(WORKER_GRACE_S + 20)
-            trial.drain_s = round(time.time() - t_disrupt, 2)
-            if trial.worker_exit is None:
-                self.stack.signal_worker(signal.SIGKILL)
-                await self.stack.wait_worker(10)
-            t_resume = time.time()
-            trial.worker_start_s = round(await self.stack.start_worker(), 2)
-        else:  # server-restart
-            _, trial.in_flight = await in_flight(self.client, handle.id)
-            t_disrupt = time.time()
-            await self.stack.stop_temporal()
-            await asyncio.sleep(self.rng.uniform(1, 3))
-            t_resume = time.time()
-            await self.stack.start_temporal()
-            trial.server_down_s = round(time.time() - t_disrupt, 2)
-            trial.worker_survived = self.stack.worker is not None and self.stack.worker.poll() is None
-            if not trial.worker_survived:
-                log(f"trial {trial.n}: the worker exited during the server restart; starting another")
-                trial.worker_start_s = round(await self.stack.start_worker(), 2)
 
         result: ResearchResult = await asyncio.wait_for(handle.result(), timeout=self.args.run_timeout)
         trial.status = result.status
@@ -497,6 +469,45 @@ class Harness:
             trial.drained = [dict(a) for a in trial.in_flight if a["state"] == "started"]
             for d in trial.drained:
                 d["by_drained_worker"] = bool(d["identity"]) and d["identity"].startswith(f"{old_pid}@")
+
+    async def _disrupt(self, trial: Trial, handle: WorkflowHandle,
+                       pending: list[dict] | None) -> tuple[float, float, int | None]:
+        """Kill, SIGTERM or restart the server; (disruption time, resume time, old worker pid)."""
+        assert self.client is not None
+        old_pid = self.stack.worker.pid if self.stack.worker else None
+        if trial.scenario == "kill":
+            self.stack.signal_worker(signal.SIGKILL)
+            t_disrupt = time.time()
+            await self.stack.wait_worker(10)
+            _, trial.in_flight = await in_flight(self.client, handle.id)
+            t_resume = time.time()
+            trial.worker_start_s = round(await self.stack.start_worker(), 2)
+        elif trial.scenario == "sigterm":
+            # What was pending when the target was seen, a few ms ago: no second look, the
+            # activities we want to see drained are short.
+            trial.in_flight = pending if pending is not None else (await in_flight(self.client, handle.id))[1]
+            self.stack.signal_worker(signal.SIGTERM)
+            t_disrupt = time.time()
+            trial.worker_exit = await self.stack.wait_worker(WORKER_GRACE_S + 20)
+            trial.drain_s = round(time.time() - t_disrupt, 2)
+            if trial.worker_exit is None:
+                self.stack.signal_worker(signal.SIGKILL)
+                await self.stack.wait_worker(10)
+            t_resume = time.time()
+            trial.worker_start_s = round(await self.stack.start_worker(), 2)
+        else:  # server-restart
+            _, trial.in_flight = await in_flight(self.client, handle.id)
+            t_disrupt = time.time()
+            await self.stack.stop_temporal()
+            await asyncio.sleep(self.rng.uniform(1, 3))
+            t_resume = time.time()
+            await self.stack.start_temporal()
+            trial.server_down_s = round(time.time() - t_disrupt, 2)
+            trial.worker_survived = self.stack.worker is not None and self.stack.worker.poll() is None
+            if not trial.worker_survived:
+                log(f"trial {trial.n}: the worker exited during the server restart; starting another")
+                trial.worker_start_s = round(await self.stack.start_worker(), 2)
+        return t_disrupt, t_resume, old_pid
 
     def check_run(self, store: ArtifactStore, workflow_id: str, published: bool) -> tuple[dict, int, int]:
         """(counts, duplicates, lost) of one run's publish side effects."""
