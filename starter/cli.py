@@ -97,10 +97,17 @@ def worker():
 def _request(question: str, corpus: Path | None, max_sub_questions: int, max_sources: int,
              max_rounds: int, gate_deadline: float, deadline_policy: str, auto_approve: bool,
              reviewers: list[str] | None, reminder_interval: float = 4 * 3600,
-             escalation_reviewers: list[str] | None = None) -> ResearchRequest:
+             escalation_reviewers: list[str] | None = None, search: str = "local") -> ResearchRequest:
     if corpus is not None and not corpus.is_dir():
         _fail(f"corpus folder not found: {corpus}")
+    from deepsci.search_providers import WEB_PROVIDERS
+
+    providers = [p.strip() for p in search.split(",") if p.strip()]
+    unknown = [p for p in providers if p not in ("local", *WEB_PROVIDERS)]
+    if not providers or unknown:
+        _fail(f"--search takes a comma-separated list of: local, {', '.join(WEB_PROVIDERS)}")
     return ResearchRequest(
+        search=providers,
         question=question, corpus=str(corpus.resolve()) if corpus else None,
         max_sub_questions=max_sub_questions, max_sources_per_sub_question=max_sources,
         max_revision_rounds=max_rounds, gate_deadline_s=gate_deadline,
@@ -188,6 +195,8 @@ def run(
         help="Seconds between reminders while a gate waits.", min=1)] = 4 * 3600,
     escalation_reviewer: Annotated[list[str] | None, typer.Option(
         help="Notified at the deadline with --deadline-policy escalate (repeatable).")] = None,
+    search: Annotated[str, typer.Option(
+        help="Search providers in fallback order: local, searxng, arxiv, brave, tavily.")] = "local",
 ):
     """Start a research run (or attach to the run with the same id) and print its Web UI link."""
     from starter.runs import start_or_attach, workflow_id_for
@@ -196,7 +205,7 @@ def run(
         _fail("--deadline-policy takes reject, approve or escalate")
     s = get_settings()
     req = _request(question, corpus, max_sub_questions, max_sources, max_rounds, gate_deadline,
-                   deadline_policy, auto_approve, reviewer, reminder_interval, escalation_reviewer)
+                   deadline_policy, auto_approve, reviewer, reminder_interval, escalation_reviewer, search)
     wid = workflow_id_for(req, id)
 
     async def go():

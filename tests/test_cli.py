@@ -85,3 +85,9 @@ async def test_unknown_and_finished_runs_get_one_line_errors(env, worker, settin
     assert code == 0, err
     code, out, err = await _deepsci(e, "approve", f"research-done-{worker}", "--gate", "plan")
     assert code == 2 and "already finished" in err and "Traceback" not in err
+
+
+def test_unknown_search_provider_is_refused_before_anything_starts():
+    proc = subprocess.run([DEEPSCI, "run", "What is jitter?", "--search", "local,altavista"],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 1 and "--search takes a comma-separated list" in proc.stderr
