@@ -14,7 +14,7 @@ GateName = Literal["plan", "report"]
 DecisionKind = Literal["approve", "reject", "request_changes"]
 DeadlinePolicy = Literal["reject", "approve", "escalate"]
 SourceStatus = Literal["parsed", "failed"]
-RunStatus = Literal["running", "published", "rejected", "failed"]
+RunStatus = Literal["running", "published", "rejected", "failed", "budget_exhausted"]
 
 
 class Model(BaseModel):
@@ -51,6 +51,19 @@ class ResearchRequest(Model):
         default_factory=list,
         description="Notified at the deadline with policy escalate; they may then decide too.",
     )
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="Stop before a model call would take the run's cost past this."
+    )
+    max_llm_calls: int | None = Field(default=None, ge=1, description="Stop before call number N+1.")
+    budget_wait_s: float = Field(
+        default=24 * 3600, gt=0,
+        description="How long a run stopped by its budget waits for `raise_budget` before it ends "
+                    "with status budget_exhausted (its partial report kept).",
+    )
+    quota_park_s: float = Field(
+        default=900, gt=0, description="A provider quota error parks the run this long, then retries."
+    )
+    quota_max_parks: int = Field(default=16, ge=0, description="After this many parks the run fails.")
 
 
 class Citation(Model):
@@ -73,6 +86,24 @@ class SourceRecord(Model):
     chars: int = 0
 
 
+class LlmUsage(Model):
+    """What model calls cost: summed per activity, then per run (zero for the offline engine)."""
+
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    by_model: dict[str, int] = Field(default_factory=dict, description="HTTP calls per model.")
+
+    def plus(self, other: LlmUsage) -> LlmUsage:
+        models = dict(self.by_model)
+        for m, n in other.by_model.items():
+            models[m] = models.get(m, 0) + n
+        return LlmUsage(calls=self.calls + other.calls, tokens_in=self.tokens_in + other.tokens_in,
+                        tokens_out=self.tokens_out + other.tokens_out,
+                        cost_usd=round(self.cost_usd + other.cost_usd, 8), by_model=models)
+
+
 class Stats(Model):
     sources_found: int = 0
     sources_parsed: int = 0
@@ -80,6 +111,10 @@ class Stats(Model):
     chunks_indexed: int = 0
     llm_calls: int = 0
     duration_s: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    citations_dropped: int = Field(default=0, description="Model citations whose quote was not in the chunk.")
 
 
 class DecisionRecord(Model):
@@ -152,6 +187,31 @@ class Progress(Model):
     gate_opened_at: datetime | None = None
     reminders_sent: int = 0
     escalated: bool = False
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    citations_dropped: int = 0
+    budget_usd: float | None = None
+    max_llm_calls: int | None = None
+    budget_stop: str | None = Field(default=None, description="Why the run is stopped by its budget.")
+    parked_until: datetime | None = Field(default=None, description="Parked on a provider quota error.")
+
+
+class BudgetRaise(Model):
+    """Payload of the `raise_budget` Update: new limits (None keeps a limit as it is)."""
+
+    budget_usd: float | None = Field(default=None, gt=0)
+    max_llm_calls: int | None = Field(default=None, ge=1)
+    reviewer: str = Field(default="cli", min_length=1, max_length=200)
+
+
+class BudgetState(Model):
+    budget_usd: float | None
+    max_llm_calls: int | None
+    cost_usd: float
+    llm_calls: int
+    stopped: bool = False
+    message: str = ""
 
 
 # ---------------------------------------------------------------- activities
@@ -171,6 +231,7 @@ class PlanInput(Model):
 class Plan(Model):
     sub_questions: list[SubQuestion]
     mode: str
+    usage: LlmUsage = Field(default_factory=LlmUsage)
 
 
 class SearchInput(Model):
@@ -263,11 +324,13 @@ class DraftRef(Model):
     sub_question_id: str
     sentences: int
     answered: bool
+    usage: LlmUsage = Field(default_factory=LlmUsage)
+    citations_dropped: int = 0
 
 
 class CritiqueIssue(Model):
     sub_question_id: str
-    kind: Literal["uncovered", "unsupported", "thin", "reviewer"]
+    kind: Literal["uncovered", "unsupported", "thin", "reviewer", "dropped_citation", "model"]
     detail: str
 
 
@@ -280,6 +343,7 @@ class CritiqueInput(Model):
 
 class Critique(Model):
     issues: list[CritiqueIssue]
+    usage: LlmUsage = Field(default_factory=LlmUsage)
 
     @property
     def ok(self) -> bool:
@@ -293,6 +357,7 @@ class AggregateInput(Model):
     drafts: list[DraftRef]
     sources: list[SourceRecord]
     critique: list[CritiqueIssue] = Field(default_factory=list)
+    partial: bool = Field(default=False, description="Render what is drafted so far, without a model call.")
 
 
 class ReportRef(Model):
@@ -301,19 +366,26 @@ class ReportRef(Model):
     chars: int
     citations: list[Citation]
     summary: str
+    usage: LlmUsage = Field(default_factory=LlmUsage)
 
 
 class NotifyInput(Model):
-    """A notification about a gate (reminder, escalation): the hook the Slack bot will use."""
+    """A notification about a gate: opened (the Slack message with buttons), reminder and
+    escalation (thread replies), decided (the message edited to show the outcome)."""
 
     idempotency_key: str
     workflow_id: str
     gate: GateName
     version: int
-    kind: Literal["reminder", "escalation"]
+    kind: Literal["reminder", "escalation", "gate_opened", "decided"]
     recipients: list[str] = Field(default_factory=list, description="Empty: the run's reviewers.")
     message: str = ""
     deadline: datetime | None = None
+    question: str = ""
+    plan: list[str] = Field(default_factory=list, description="The plan shown (plan gate).")
+    summary: str = Field(default="", description="The report summary shown (report gate).")
+    sources: list[str] = Field(default_factory=list, description="'title - uri' of cited sources.")
+    decision: DecisionRecord | None = Field(default=None, description="Set on kind decided.")
 
 
 class NotifyResult(Model):

@@ -40,7 +40,8 @@ class ActivityOptions:
 POLICIES: dict[str, ActivityOptions] = {
     # The heartbeat timeout is what detects a dead worker quickly: an activity that can run
     # longer than it must heartbeat (index, search over a fresh corpus, sandboxed parsing);
-    # the offline engine's calls finish in well under a second.
+    # the offline engine's calls finish in well under a second; model calls heartbeat from a
+    # background thread while they wait (deepsci/heartbeat.py).
     "llm": ActivityOptions(timedelta(minutes=3), _retry(2, 60, 8), timedelta(seconds=30)),
     "search": ActivityOptions(timedelta(minutes=5), _retry(1, 30, 6), timedelta(seconds=30)),
     "fetch": ActivityOptions(timedelta(minutes=2), _retry(1, 30, 5), timedelta(seconds=30)),

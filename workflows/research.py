@@ -4,10 +4,12 @@ aggregate, report gate, publish. Orchestration only; every side effect is an act
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.indexing import IndexActivities
@@ -17,6 +19,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.writing import WritingActivities
     from deepsci.contracts import (
         AggregateInput,
+        BudgetRaise,
+        BudgetState,
         CritiqueInput,
         DecisionOutcome,
         DecisionRecord,
@@ -27,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         GateName,
         InvestigateInput,
         InvestigateResult,
+        LlmUsage,
         NotifyInput,
         PlanInput,
         Progress,
@@ -44,7 +49,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.investigate import InvestigateWorkflow
 
-__all__ = ["ResearchWorkflow", "PATCH_GATE_REMINDERS"]
+__all__ = ["ResearchWorkflow", "PATCH_GATE_REMINDERS", "PATCH_GATE_MESSAGES", "PATCH_LLM_ACCOUNTING"]
+
+T = TypeVar("T")
 
 # Gates wait in steps (a timer per reminder) and call `notify`; runs started before this patch
 # keep their single deadline timer when replayed (docs/versioning.md).
@@ -52,6 +59,20 @@ PATCH_GATE_REMINDERS = "gate-reminders-escalation"
 # Keeps a run's history bounded whatever reminder_interval_s says (two activities' worth of
 # events per reminder); after this many, a gate waits quietly for its deadline.
 MAX_REMINDERS_PER_GATE = 24
+# Each gate posts a message when it opens and edits it when it closes (`notify` gate_opened /
+# decided: the Slack message with buttons); before this patch gates only sent reminders.
+PATCH_GATE_MESSAGES = "gate-messages"
+# Model calls report tokens and cost; the run keeps totals, checks its budget before each call,
+# parks on provider quota errors and sets the cost search attributes.
+PATCH_LLM_ACCOUNTING = "llm-accounting"
+# How long a finishing run waits for gate messages still being delivered.
+NOTICE_DRAIN = timedelta(minutes=2)
+# Activity failure type of a provider quota error (deepsci/llm/client.py): park, do not fail.
+QUOTA_ERROR = "LlmQuotaExhausted"
+
+
+class _BudgetStop(Exception):
+    """Raised inside the run when a budget stop was not lifted in time; run() turns it into a result."""
 
 
 @workflow.defn
@@ -75,6 +96,20 @@ class ResearchWorkflow:
         self._reminders = 0
         self._escalated = False
         self._notices: list[asyncio.Future] = []
+        self._messages = False  # PATCH_GATE_MESSAGES, decided once per run at its first gate
+        self._accounting = False  # PATCH_LLM_ACCOUNTING, decided at the start of the run
+        self._usage = LlmUsage()
+        self._llm_done = 0
+        self._llm_inflight = 0
+        self._citations_dropped = 0
+        self._budget_usd: float | None = None
+        self._max_llm_calls: int | None = None
+        self._budget_stop: str | None = None
+        self._budget_deadline = None
+        self._partial: ReportRef | None = None
+        self._drafts: dict[str, DraftRef] = {}
+        self._parks = 0
+        self._parked_until = None
 
     # ------------------------------------------------------------------ gates: update, signal, query
 
@@ -154,6 +189,141 @@ class ResearchWorkflow:
             gate_opened_at=self._gate_opened_at,
             reminders_sent=self._reminders,
             escalated=self._escalated,
+            tokens_in=self._usage.tokens_in,
+            tokens_out=self._usage.tokens_out,
+            cost_usd=self._usage.cost_usd,
+            citations_dropped=self._citations_dropped,
+            budget_usd=self._budget_usd,
+            max_llm_calls=self._max_llm_calls,
+            budget_stop=self._budget_stop,
+            parked_until=self._parked_until,
+        )
+
+    # ------------------------------------------------------------------ budget: update, checks
+
+    def _budget_state(self, message: str = "") -> BudgetState:
+        return BudgetState(budget_usd=self._budget_usd, max_llm_calls=self._max_llm_calls,
+                           cost_usd=self._usage.cost_usd, llm_calls=self._llm_calls,
+                           stopped=self._budget_stop is not None, message=message)
+
+    @workflow.update
+    def raise_budget(self, r: BudgetRaise) -> BudgetState:
+        if r.budget_usd is not None:
+            self._budget_usd = r.budget_usd
+        if r.max_llm_calls is not None:
+            self._max_llm_calls = r.max_llm_calls
+        workflow.logger.info("budget raised by %s: $%s, %s calls", r.reviewer, self._budget_usd,
+                             self._max_llm_calls)
+        return self._budget_state(f"budget raised by {r.reviewer}")
+
+    @raise_budget.validator
+    def _validate_raise_budget(self, r: BudgetRaise) -> None:
+        req = self._request
+        if r.budget_usd is None and r.max_llm_calls is None:
+            raise ValueError("give a new budget_usd and/or max_llm_calls")
+        if req and req.allowed_reviewers and r.reviewer not in req.allowed_reviewers:
+            raise ValueError(f"reviewer {r.reviewer!r} may not change this run's budget")
+        if r.budget_usd is not None and r.budget_usd <= self._usage.cost_usd:
+            raise ValueError(f"a budget of ${r.budget_usd:g} is not above what the run has spent "
+                             f"(${self._usage.cost_usd:.6f})")
+        if r.max_llm_calls is not None and r.max_llm_calls <= self._llm_calls:
+            raise ValueError(f"max_llm_calls {r.max_llm_calls} is not above the calls already made "
+                             f"({self._llm_calls})")
+
+    def _over_budget(self) -> str | None:
+        """Why the next model call may not start, or None. The next call is assumed to cost what
+        an average call so far cost, and calls already in flight are counted the same way."""
+        if self._max_llm_calls is not None and self._llm_calls >= self._max_llm_calls:
+            return f"max_llm_calls {self._max_llm_calls} reached"
+        if self._budget_usd is not None and self._llm_done:
+            per_call = self._usage.cost_usd / self._llm_done
+            projected = self._usage.cost_usd + per_call * (self._llm_inflight + 1)
+            if projected > self._budget_usd:
+                return (f"budget ${self._budget_usd:g} would be exceeded (spent ${self._usage.cost_usd:.6f}, "
+                        f"next call ~${per_call:.6f})")
+        return None
+
+    async def _within_budget(self, req: ResearchRequest) -> None:
+        """Wait here while the budget forbids the next call: the first waiter saves the partial
+        report; a `raise_budget` lifts the stop; at budget_wait_s the run ends (``_BudgetStop``)."""
+        while (reason := self._over_budget()) is not None:
+            if self._budget_stop is None:
+                self._budget_stop = reason
+                self._budget_deadline = workflow.now() + timedelta(seconds=req.budget_wait_s)
+                resume = self._stage
+                self._set_stage("budget-exhausted")
+                workflow.logger.warning("stopped by budget: %s", reason)
+                self._partial = await self._aggregate_partial(req)
+                remaining = self._budget_deadline - workflow.now()
+                try:
+                    await workflow.wait_condition(lambda: self._over_budget() is None, timeout=remaining)
+                except TimeoutError:
+                    raise _BudgetStop(reason) from None
+                self._budget_stop = None
+                self._budget_deadline = None
+                self._set_stage(resume)
+            else:
+                remaining = self._budget_deadline - workflow.now()
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._over_budget() is None or self._budget_stop is None, timeout=remaining)
+                except TimeoutError:
+                    raise _BudgetStop(self._budget_stop) from None
+
+    async def _llm(self, req: ResearchRequest, call: Callable[[], Awaitable[T]]) -> T:
+        """One model step (plan, draft, critique, aggregate): budget check, usage totals, and
+        parking on a provider quota error. Runs from before PATCH_LLM_ACCOUNTING just count."""
+        if not self._accounting:
+            self._llm_calls += 1
+            return await call()
+        while True:
+            await self._within_budget(req)
+            self._llm_calls += 1
+            self._llm_inflight += 1
+            try:
+                out = await call()
+            except ActivityError as err:
+                self._llm_inflight -= 1
+                cause = err.cause
+                if not (isinstance(cause, ApplicationError) and cause.type == QUOTA_ERROR):
+                    raise
+                self._llm_calls -= 1  # nothing was billed
+                if self._parks >= req.quota_max_parks:
+                    raise
+                await self._park(req, cause.message)
+                continue
+            self._llm_inflight -= 1
+            self._llm_done += 1
+            self._usage = self._usage.plus(out.usage)
+            self._citations_dropped += getattr(out, "citations_dropped", 0)
+            workflow.upsert_search_attributes([sa.COST_USD.value_set(self._usage.cost_usd),
+                                               sa.LLM_CALLS.value_set(self._llm_calls)])
+            return out
+
+    async def _park(self, req: ResearchRequest, why: str) -> None:
+        """A quota error will not clear by retrying in seconds: wait on a durable timer, then retry."""
+        self._parks += 1
+        resume = self._stage
+        self._parked_until = workflow.now() + timedelta(seconds=req.quota_park_s)
+        self._set_stage("parked-quota")
+        workflow.logger.warning("provider quota exhausted (%s); parked %d/%d for %gs", why, self._parks,
+                                req.quota_max_parks, req.quota_park_s)
+        await workflow.sleep(timedelta(seconds=req.quota_park_s))
+        self._parked_until = None
+        if self._stage == "parked-quota":
+            self._set_stage(resume)
+
+    async def _aggregate_partial(self, req: ResearchRequest) -> ReportRef:
+        """The report of what is drafted so far, rendered without a model call."""
+        wid = workflow.info().workflow_id
+        drafts = [self._drafts[sq.id] for sq in self._plan if sq.id in self._drafts]
+        return await workflow.execute_activity_method(
+            WritingActivities.aggregate,
+            AggregateInput(idempotency_key=f"{wid}/aggregate/partial/{self._llm_calls}", workflow_id=wid,
+                           question=req.question, drafts=drafts, sources=list(self._sources.values()),
+                           partial=True),
+            task_queue=Queues.of_workflow_queue(workflow.info().task_queue).llm,
+            **POLICIES["llm"].kwargs(),
         )
 
     # ------------------------------------------------------------------ the run
@@ -162,7 +332,7 @@ class ResearchWorkflow:
         self._stage = stage
         workflow.upsert_search_attributes([sa.STAGE.value_set(stage)])
 
-    async def _gate(self, gate: GateName, req: ResearchRequest) -> DecisionRecord:
+    async def _gate(self, gate: GateName, req: ResearchRequest, report: ReportRef | None = None) -> DecisionRecord:
         self._pending = None
         self._open_gate = gate
         self._gate_version += 1
@@ -178,6 +348,10 @@ class ResearchWorkflow:
             self._pending = DecisionRecord(gate=gate, decision="approve", reviewer="auto",
                                            comment="--auto-approve", at=workflow.now())
         elif workflow.patched(PATCH_GATE_REMINDERS):
+            self._messages = workflow.patched(PATCH_GATE_MESSAGES)
+            if self._messages:
+                self._send(self._notice(gate, "gate_opened", "opened", list(req.allowed_reviewers),
+                                        f"the {gate} gate is open", report=report))
             await self._wait_with_reminders(gate, req)
         else:
             try:
@@ -196,6 +370,9 @@ class ResearchWorkflow:
             sa.LAST_DECISION.value_set(f"{gate}:{decision.decision}:{decision.reviewer}"),
         ])
         workflow.logger.info("gate %s: %s by %s", gate, decision.decision, decision.reviewer)
+        if self._messages and not req.auto_approve:
+            self._send(self._notice(gate, "decided", "decided", [], f"{gate} {decision.decision} by "
+                                    f"{decision.reviewer}", report=report, decision=decision))
         return decision
 
     def _deadline_decision(self, gate: GateName, req: ResearchRequest) -> DecisionRecord:
@@ -238,8 +415,7 @@ class ResearchWorkflow:
                                       list(req.allowed_reviewers),
                                       f"the {gate} gate is waiting for a decision (reminder {self._reminders})")
             if notice is not None:
-                sent = asyncio.ensure_future(self._notify(notice))
-                self._notices.append(sent)  # a strong reference while it runs
+                sent = self._send(notice)
                 done, wake = (lambda t=sent: self._pending is not None or t.done()), self._gate_deadline
             else:
                 done = lambda: self._pending is not None  # noqa: E731
@@ -249,12 +425,36 @@ class ResearchWorkflow:
             except TimeoutError:
                 pass
 
-    def _notice(self, gate: GateName, kind: str, suffix: str, recipients: list[str],
-                message: str) -> NotifyInput:
+    def _notice(self, gate: GateName, kind: str, suffix: str, recipients: list[str], message: str,
+                report: ReportRef | None = None, decision: DecisionRecord | None = None) -> NotifyInput:
         wid = workflow.info().workflow_id
+        extra: dict = {}
+        if self._messages:  # what the gate message shows
+            req = self._request
+            cited = {c.uri: f"{c.title} - {c.uri}" for c in (report.citations if report else [])}
+            extra = {"question": req.question if req else "", "plan": [s.text for s in self._plan],
+                         "summary": report.summary if report else "", "sources": list(cited.values()),
+                         "decision": decision}
         return NotifyInput(idempotency_key=f"{wid}/notify/{gate}/{self._gate_version}/{suffix}",
                            workflow_id=wid, gate=gate, version=self._gate_version, kind=kind,
-                           recipients=recipients, message=message, deadline=self._gate_deadline)
+                           recipients=recipients, message=message, deadline=self._gate_deadline, **extra)
+
+    def _send(self, notice: NotifyInput) -> asyncio.Future:
+        """Start a notification without waiting for it (a slow chat service never holds a gate)."""
+        sent = asyncio.ensure_future(self._notify(notice))
+        self._notices.append(sent)  # a strong reference while it runs
+        return sent
+
+    async def _drain_notices(self) -> None:
+        """Before the run ends, let gate messages still being delivered finish (bounded)."""
+        if not self._messages:
+            return
+        pending = [t for t in self._notices if not t.done()]
+        if pending:
+            try:
+                await workflow.wait_condition(lambda: all(t.done() for t in pending), timeout=NOTICE_DRAIN)
+            except TimeoutError:
+                workflow.logger.warning("%d gate messages still undelivered at the end of the run", len(pending))
 
     async def _notify(self, notice: NotifyInput) -> None:
         """One `notify` call; a notification that keeps failing is logged, it never fails the run."""
@@ -270,20 +470,33 @@ class ResearchWorkflow:
     @workflow.run
     async def run(self, req: ResearchRequest) -> ResearchResult:
         self._request = req
+        self._budget_usd, self._max_llm_calls = req.budget_usd, req.max_llm_calls
         started = workflow.now()
         wid = workflow.info().workflow_id
+        self._accounting = workflow.patched(PATCH_LLM_ACCOUNTING)
+        self._mode = "offline"
+        try:
+            result = await self._research(req, wid, started)
+        except _BudgetStop as stop:
+            result = self._result(wid, req, self._mode, "budget_exhausted", started,
+                                  f"stopped by its budget: {stop}; no `raise_budget` within "
+                                  f"{req.budget_wait_s:g}s (the partial report is kept)", report=self._partial)
+            self._set_stage("budget-exhausted")
+        await self._drain_notices()
+        return result
+
+    async def _research(self, req: ResearchRequest, wid: str, started) -> ResearchResult:
         q = Queues.of_workflow_queue(workflow.info().task_queue)
 
         self._set_stage("planning")
-        plan = await workflow.execute_activity_method(
+        plan = await self._llm(req, lambda: workflow.execute_activity_method(
             PlanActivities.plan,
             PlanInput(idempotency_key=f"{wid}/plan", question=req.question,
                       max_sub_questions=req.max_sub_questions),
             task_queue=q.llm, **POLICIES["llm"].kwargs(),
-        )
-        self._llm_calls += 1
+        ))
         self._plan = list(plan.sub_questions)
-        mode = plan.mode
+        mode = self._mode = plan.mode
 
         decision = await self._gate("plan", req)
         if decision.decision != "approve":
@@ -304,7 +517,7 @@ class ResearchWorkflow:
         while True:
             self._set_stage("aggregating")
             report = await self._aggregate(wid, req, drafts, comment_round)
-            decision = await self._gate("report", req)
+            decision = await self._gate("report", req, report)
             if decision.decision == "approve":
                 break
             if decision.decision == "reject" or comment_round >= 3:
@@ -344,14 +557,15 @@ class ResearchWorkflow:
 
     async def _draft(self, wid: str, req: ResearchRequest, sq: SubQuestion,
                      evidence: list[EvidenceRef], rnd: int, notes: list[str], tag: str = "") -> DraftRef:
-        self._llm_calls += 1
-        return await workflow.execute_activity_method(
+        draft = await self._llm(req, lambda: workflow.execute_activity_method(
             WritingActivities.draft,
             DraftInput(idempotency_key=f"{wid}/draft/{sq.id}/r{rnd}{tag}", question=req.question,
                        sub_question=sq, evidence=evidence, revision_round=rnd, notes=notes),
             task_queue=Queues.of_workflow_queue(workflow.info().task_queue).llm,
             **POLICIES["llm"].kwargs(),
-        )
+        ))
+        self._drafts[sq.id] = draft
+        return draft
 
     async def _revise(self, wid: str, req: ResearchRequest, drafts: list[DraftRef], comment: str,
                       rounds: int, tag: str = "") -> list[DraftRef]:
@@ -361,13 +575,13 @@ class ResearchWorkflow:
         by_id = {sq.id: sq for sq in self._plan}
         for rnd in range(1, rounds + 1):
             self._set_stage("critiquing")
-            self._llm_calls += 1
-            critique = await workflow.execute_activity_method(
+            critique = await self._llm(req, lambda rnd=rnd, drafts=drafts, comment=comment:
+                                       workflow.execute_activity_method(
                 WritingActivities.critique,
                 CritiqueInput(idempotency_key=f"{wid}/critique/r{rnd}{tag}", question=req.question,
                               drafts=drafts, reviewer_comment=comment),
                 task_queue=q.llm, **POLICIES["llm"].kwargs(),
-            )
+            ))
             weak = {i.sub_question_id for i in critique.issues}
             if not weak or not hashes:
                 break
@@ -395,14 +609,13 @@ class ResearchWorkflow:
 
     async def _aggregate(self, wid: str, req: ResearchRequest, drafts: list[DraftRef],
                          version: int) -> ReportRef:
-        self._llm_calls += 1
-        return await workflow.execute_activity_method(
+        return await self._llm(req, lambda: workflow.execute_activity_method(
             WritingActivities.aggregate,
             AggregateInput(idempotency_key=f"{wid}/aggregate/v{version}", workflow_id=wid,
                            question=req.question, drafts=drafts, sources=list(self._sources.values())),
             task_queue=Queues.of_workflow_queue(workflow.info().task_queue).llm,
             **POLICIES["llm"].kwargs(),
-        )
+        ))
 
     def _result(self, wid: str, req: ResearchRequest, mode: str, status: str, started,
                 message: str, report: ReportRef | None = None) -> ResearchResult:
@@ -414,6 +627,10 @@ class ResearchWorkflow:
             chunks_indexed=sum(self._chunks.values()),
             llm_calls=self._llm_calls,
             duration_s=round((workflow.now() - started).total_seconds(), 3),
+            tokens_in=self._usage.tokens_in,
+            tokens_out=self._usage.tokens_out,
+            cost_usd=self._usage.cost_usd,
+            citations_dropped=self._citations_dropped,
         )
         return ResearchResult(
             workflow_id=wid, status=status, question=req.question, mode=mode, message=message,

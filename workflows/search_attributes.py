@@ -7,6 +7,11 @@ from temporalio.common import SearchAttributeKey
 STAGE = SearchAttributeKey.for_keyword("DeepsciStage")
 OPEN_GATE = SearchAttributeKey.for_keyword("DeepsciOpenGate")
 LAST_DECISION = SearchAttributeKey.for_keyword("DeepsciLastDecision")
+# Model spend so far (USD) and model steps so far: `DeepsciCostUsd > 1` in the Web UI's filter.
+COST_USD = SearchAttributeKey.for_float("DeepsciCostUsd")
+LLM_CALLS = SearchAttributeKey.for_int("DeepsciLlmCalls")
 
+KEYS = (STAGE, OPEN_GATE, LAST_DECISION, COST_USD, LLM_CALLS)
 # name -> type, as `temporal server start-dev --search-attribute NAME=TYPE` takes them
-ALL = {k.name: "Keyword" for k in (STAGE, OPEN_GATE, LAST_DECISION)}
+ALL = {STAGE.name: "Keyword", OPEN_GATE.name: "Keyword", LAST_DECISION.name: "Keyword",
+       COST_USD.name: "Double", LLM_CALLS.name: "Int"}
