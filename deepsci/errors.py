@@ -10,6 +10,10 @@ __all__ = [
     "BlockedSource",
     "SchemaViolation",
     "InvalidInput",
+    "LlmAuthError",
+    "LlmConfigError",
+    "LlmContextTooLong",
+    "LlmQuotaExhausted",
     "non_retryable",
     "http_error",
     "parse_retry_after",
@@ -20,8 +24,15 @@ BadDocument = "BadDocument"  # malformed, encrypted, oversized or unsupported do
 BlockedSource = "BlockedSource"  # a URL or path the run may not read
 SchemaViolation = "SchemaViolation"  # model output that stays invalid after repair
 InvalidInput = "InvalidInput"  # a request that can never succeed (bad corpus dir, ...)
+# Model provider (deepsci/llm/provider.py): fixed only by changing settings or the request.
+LlmAuthError = "LlmAuthError"  # 401/403: the key is wrong or may not use the model
+LlmConfigError = "LlmConfigError"  # 400/404/422: unknown model, bad base URL, rejected request
+LlmContextTooLong = "LlmContextTooLong"  # the prompt does not fit the model's context window
+# Not retried by Temporal: the workflow catches this type and parks the run on a timer instead.
+LlmQuotaExhausted = "LlmQuotaExhausted"
 
-NON_RETRYABLE_TYPES: tuple[str, ...] = (BadDocument, BlockedSource, SchemaViolation, InvalidInput)
+NON_RETRYABLE_TYPES: tuple[str, ...] = (BadDocument, BlockedSource, SchemaViolation, InvalidInput,
+                                        LlmAuthError, LlmConfigError, LlmContextTooLong, LlmQuotaExhausted)
 
 
 def non_retryable(kind: str, message: str) -> ApplicationError:

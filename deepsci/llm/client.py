@@ -1,0 +1,168 @@
+"""The chat model client: routing, strict structured outputs with one repair, cost, and a reply cache.
+
+Temporal owns retries: one HTTP request per call, errors become typed ApplicationErrors
+(deepsci/llm/provider.py). A reply is a paid side effect, so every 200 reply is recorded in
+Postgres under (cache_key, call index) before it is parsed: a retried activity replays it
+instead of paying for it again, and reports its cost once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TypeVar
+
+import openai
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from deepsci.contracts import LlmUsage
+from deepsci.errors import SchemaViolation
+from deepsci.llm.provider import make_openai_client, provider_error
+from deepsci.llm.structured import ReplyError, parse_reply, strict_schema
+from deepsci.settings import Settings
+from deepsci.store import ArtifactStore
+
+__all__ = ["LlmClient", "cost_usd"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=BaseModel)
+
+_CHEAP_STEPS = frozenset({"plan", "critique"})
+_STRONG_STEPS = frozenset({"draft", "aggregate"})
+_REPAIR = ("Your previous reply was rejected: {error}\n"
+           "Answer again with only the JSON object that matches the schema.")
+
+
+def cost_usd(prices: dict[str, list[float]], model: str, tokens_in: int, tokens_out: int) -> float | None:
+    """USD for one call at prices per million tokens [input, output]; None for an unknown model."""
+    price = prices.get(model)
+    if price is None:
+        return None
+    return tokens_in * price[0] / 1e6 + tokens_out * (price[1] if len(price) > 1 else 0.0) / 1e6
+
+
+@dataclass(frozen=True)
+class _Reply:
+    content: str
+    problem: str | None  # refusal or truncation: the reply is unusable whatever its content
+    usage: LlmUsage
+
+
+def _current_attempt() -> int:
+    return activity.info().attempt if activity.in_activity() else 1
+
+
+def _heartbeat() -> None:
+    if activity.in_activity():
+        activity.heartbeat()
+
+
+class LlmClient:
+    def __init__(self, settings: Settings, store: ArtifactStore):
+        self.settings, self.store = settings, store
+        self._client = make_openai_client(settings)
+        self._unpriced: set[str] = set()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ routing
+
+    def model_for(self, step: str, attempt: int) -> str:
+        """Cheap model for plan/critique, strong for draft/aggregate; the fallback model once an
+        activity has failed llm_fallback_after_attempts times (the primary may be down)."""
+        s = self.settings
+        if s.llm_fallback_model and attempt > s.llm_fallback_after_attempts:
+            log.warning("llm %s: attempt %d > %d, using fallback model %s",
+                        step, attempt, s.llm_fallback_after_attempts, s.llm_fallback_model)
+            return s.llm_fallback_model
+        if step in _CHEAP_STEPS:
+            return s.llm_cheap_model or s.llm_model
+        if step in _STRONG_STEPS:
+            return s.llm_strong_model or s.llm_model
+        return s.llm_model
+
+    # ------------------------------------------------------------ the one public call
+
+    def structured(self, *, step: str, system: str, user: str, schema: type[T], cache_key: str,
+                   attempt: int | None = None) -> tuple[T, LlmUsage]:
+        """Ask for an instance of ``schema``; one repair round on an invalid reply.
+
+        ``cache_key`` must be stable across retries of the same logical call (the activity's
+        idempotency key): the prompts are not, since their fence boundary is random.
+        """
+        model = self.model_for(step, _current_attempt() if attempt is None else attempt)
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        reply = self._call(model, messages, schema, _key(cache_key, 0))
+        usage = reply.usage
+        try:
+            return self._parse(reply, schema), usage
+        except ReplyError as exc:
+            first_error = str(exc)
+        log.info("llm %s: %s reply rejected, asking for a repair: %s", step, model, first_error[:300])
+        messages += [{"role": "assistant", "content": reply.content},
+                     {"role": "user", "content": _REPAIR.format(error=first_error)}]
+        reply = self._call(model, messages, schema, _key(cache_key, 1))
+        usage = usage.plus(reply.usage)
+        try:
+            return self._parse(reply, schema), usage
+        except ReplyError as exc:
+            raise ApplicationError(
+                f"llm {step}: model {model} did not return a valid {schema.__name__} after one repair: {exc}",
+                type=SchemaViolation, non_retryable=True) from None
+
+    # ------------------------------------------------------------ one billed HTTP call
+
+    @staticmethod
+    def _parse(reply: _Reply, schema: type[T]) -> T:
+        if reply.problem:
+            raise ReplyError(reply.problem)
+        return parse_reply(reply.content, schema)
+
+    def _call(self, model: str, messages: list[dict], schema: type[BaseModel], key: str) -> _Reply:
+        hit = self.store.llm_cache_get(key)
+        if hit is not None:
+            u = hit["usage"]
+            return _Reply(hit["content"], u.get("problem"), LlmUsage.model_validate(u))
+        _heartbeat()
+        try:
+            resp = self._client.chat.completions.create(
+                model=model,
+                messages=messages,
+                response_format={"type": "json_schema", "json_schema": {
+                    "name": schema.__name__, "schema": strict_schema(schema), "strict": True}},
+                max_tokens=self.settings.llm_max_output_tokens,
+            )
+        except openai.OpenAIError as exc:
+            raise provider_error(exc, base_url=self.settings.openai_base_url, model=model) from exc
+        usage = self._usage(model, resp.usage)
+        choice = resp.choices[0] if resp.choices else None
+        content = (choice.message.content if choice else None) or ""
+        problem = None
+        if choice is None:
+            problem = "the reply had no choices"
+        elif choice.message.refusal:
+            problem = f"the model refused: {choice.message.refusal}"
+        elif choice.finish_reason == "length":
+            problem = (f"the reply was cut off at max_tokens={self.settings.llm_max_output_tokens}; "
+                       "answer more briefly")
+        self.store.llm_cache_put(key, model, content, {**usage.model_dump(), "problem": problem})
+        return _Reply(content, problem, usage)
+
+    def _usage(self, model: str, u) -> LlmUsage:
+        tin = int(getattr(u, "prompt_tokens", 0) or 0)
+        tout = int(getattr(u, "completion_tokens", 0) or 0)
+        cost = cost_usd(self.settings.llm_prices, model, tin, tout)
+        if cost is None:
+            with self._lock:
+                if model not in self._unpriced:
+                    self._unpriced.add(model)
+                    log.warning("llm: no price for model %s in llm_prices; its calls count as $0", model)
+            cost = 0.0
+        return LlmUsage(calls=1, tokens_in=tin, tokens_out=tout, cost_usd=round(cost, 8), by_model={model: 1})
+
+
+def _key(cache_key: str, index: int) -> str:
+    return hashlib.sha256(f"{cache_key}\x00{index}".encode()).hexdigest()

@@ -1,0 +1,89 @@
+"""Structured outputs both ways: a pydantic model as a strict JSON schema, a model reply back into the model."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+__all__ = ["strict_schema", "parse_reply", "ReplyError", "clean_reply"]
+
+T = TypeVar("T", bound=BaseModel)
+
+# Keys whose values are schemas (or maps/lists of schemas): where the walk must go.
+_SUB_SCHEMA = ("items", "additionalItems", "not", "contains")
+_SUB_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
+_SUB_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
+
+
+def _strict(node: Any) -> None:
+    if not isinstance(node, dict):
+        return
+    # Strict mode rejects "default"; the model fills it anyway because every property is required.
+    node.pop("default", None)
+    if node.get("type") == "object" or "properties" in node:
+        props = node.get("properties", {})
+        node["additionalProperties"] = False
+        node["required"] = list(props)
+    for key in _SUB_SCHEMA:
+        _strict(node.get(key))
+    for key in _SUB_SCHEMA_LISTS:
+        for sub in node.get(key) or []:
+            _strict(sub)
+    for key in _SUB_SCHEMA_MAPS:
+        for sub in (node.get(key) or {}).values():
+            _strict(sub)
+
+
+def strict_schema(model: type[BaseModel]) -> dict:
+    """The JSON schema OpenAI's strict structured outputs accept: every object closed
+    (additionalProperties false) with all its properties required, no defaults."""
+    schema = copy.deepcopy(model.model_json_schema())
+    _strict(schema)
+    return schema
+
+
+class ReplyError(ValueError):
+    """A reply that is not an instance of the schema; the message is what the repair prompt says."""
+
+
+_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
+_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.S)
+
+
+def clean_reply(content: str) -> str:
+    """Drop reasoning tags and markdown fences that reasoning and chat models wrap JSON in."""
+    text = _THINK_BLOCK.sub("", content)
+    lower = text.lower()
+    if "</think>" in lower:  # chat templates that open <think> in the prompt leave only its end
+        text = text[lower.rindex("</think>") + len("</think>"):]
+    elif lower.lstrip().startswith("<think>"):  # cut off mid-thought: keep what follows the reasoning
+        brace = text.find("{")
+        text = text[brace:] if brace >= 0 else ""
+    fenced = _FENCE.search(text)
+    if fenced:
+        text = fenced.group(1)
+    text = text.strip()
+    if text and not text.startswith(("{", "[")):  # prose around the object
+        start, end = text.find("{"), text.rfind("}")
+        if 0 <= start < end:
+            text = text[start:end + 1]
+    return text
+
+
+def parse_reply(content: str, schema: type[T]) -> T:
+    """Parse and validate a reply; raises ReplyError with a message a model can act on."""
+    text = clean_reply(content)
+    if not text:
+        raise ReplyError("the reply contained no JSON object")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReplyError(f"the reply is not valid JSON: {exc}") from None
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise ReplyError(f"the reply does not match the {schema.__name__} schema: {exc}") from None
