@@ -91,6 +91,35 @@ def worker():
     worker_main()
 
 
+@app.command()
+def slack(
+    http: Annotated[bool, typer.Option(
+        "--http", help="HTTP mode: Slack POSTs to this process (needs SLACK_SIGNING_SECRET). "
+                       "Default: Socket Mode (needs SLACK_APP_TOKEN).")] = False,
+    port: Annotated[int, typer.Option(help="HTTP mode: port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="HTTP mode: address to bind.")] = "0.0.0.0",
+    path: Annotated[str, typer.Option(help="HTTP mode: the Request URL path.")] = "/slack/events",
+):
+    """Run the Slack approvals bot: gate buttons, modals and `/research` (docs/slack.md)."""
+    import logging
+
+    from deepsci.slack.serve import missing_settings, run_bot
+
+    s = get_settings()
+    missing = missing_settings(s, http)
+    if missing:
+        mode = "HTTP mode" if http else "Socket Mode"
+        _fail(f"{mode} needs:\n  " + "\n  ".join(missing) + "\nSee docs/slack.md.", code=2)
+    if not s.slack_channel:
+        err.print("[yellow]note:[/yellow] DEEPSCI_SLACK_CHANNEL is not set: workers post no gate messages, "
+                  "so there is nothing to click (/research still works).")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_bot(s, http=http, host=host, port=port, path=path)
+    finally:
+        logging.shutdown()  # main() then leaves with os._exit (grpcio aborts during finalization)
+
+
 # ------------------------------------------------------------------ runs
 
 

@@ -141,9 +141,13 @@ def outcome_line(decision: str, reviewer: str, at: datetime | None, comment: str
     return line
 
 
-def decided_blocks(n: NotifyInput, link: str, d: DecisionRecord) -> list[dict]:
-    """The gate message once decided: the same content, the buttons replaced by the outcome."""
-    return [*_body_blocks(n, link), _section(outcome_line(d.decision, d.reviewer, d.at, d.comment, d.by_deadline))]
+def decided_blocks(n: NotifyInput, link: str, d: DecisionRecord, edited_plan: list[str] | None = None) -> list[dict]:
+    """The gate message once decided: the same content, the buttons replaced by the outcome (and the
+    plan the run follows, when the reviewer edited it)."""
+    outcome = outcome_line(d.decision, d.reviewer, d.at, d.comment, d.by_deadline, edited_plan=bool(edited_plan))
+    if edited_plan:
+        outcome += "\n" + "\n".join(f"{i}. {escape(q)}" for i, q in enumerate(edited_plan, 1))
+    return [*_body_blocks(n, link), _section(outcome)]
 
 
 def without_actions(blocks: list[dict], outcome: str) -> list[dict]:

@@ -157,7 +157,9 @@ class SlackPoster:
             raise ApplicationError("a decided notification without its decision", type="SlackError",
                                    non_retryable=True)
         shown = NotifyInput.model_validate(opened)  # the question and plan/report the message shows
-        blocks = bk.decided_blocks(shown, web_ui_link(self.settings, n.workflow_id), n.decision)
+        # A decided notice carries the plan the run follows: different from the one shown = edited.
+        edited = n.plan if n.gate == "plan" and n.plan and n.plan != shown.plan else None
+        blocks = bk.decided_blocks(shown, web_ui_link(self.settings, n.workflow_id), n.decision, edited)
         verb = {"approve": "approved", "reject": "rejected", "request_changes": "changes requested"}[
             n.decision.decision]
         call(self.client, "chat.update", channel=where["channel"], ts=where["ts"], blocks=blocks,

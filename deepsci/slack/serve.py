@@ -1,0 +1,85 @@
+"""Running the bot: HTTP mode (Slack POSTs to a public URL; a threaded WSGI server around Bolt's
+adapter) or Socket Mode (the bot dials out to Slack with an app token; nothing to expose)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from deepsci.settings import Settings
+
+__all__ = ["missing_settings", "http_server", "run_bot", "EVENTS_PATH"]
+
+log = logging.getLogger("deepsci.slack")
+
+EVENTS_PATH = "/slack/events"
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    # One thread per request: a slow Temporal call in one listener must not hold up another click's ack.
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the stdlib's name)
+        log.debug("http: " + format, *args)
+
+
+def missing_settings(settings: Settings, http: bool) -> list[str]:
+    """What the chosen mode needs and is not set, as lines to show the operator."""
+    missing = []
+    if not settings.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN (the bot token, xoxb-...)")
+    if http and not settings.slack_signing_secret:
+        missing.append("SLACK_SIGNING_SECRET (HTTP mode refuses unsigned requests; Basic Information > "
+                       "App Credentials)")
+    if not http and not settings.slack_app_token:
+        missing.append("SLACK_APP_TOKEN (an app-level token, xapp-..., with connections:write) for Socket "
+                       "Mode; or run `deepsci slack --http --port 3000` behind a public URL")
+    return missing
+
+
+def http_server(app: App, host: str, port: int, path: str = EVENTS_PATH) -> WSGIServer:
+    """Bound now, served by ``serve_forever()``; Slack's Request URL is ``http(s)://<host>:<port><path>``."""
+    return make_server(host, port, SlackRequestHandler(app, path), server_class=_ThreadingWSGIServer,
+                       handler_class=_QuietHandler)
+
+
+def run_bot(settings: Settings, http: bool, host: str, port: int, path: str = EVENTS_PATH) -> None:
+    """Serve until SIGINT/SIGTERM. The caller leaves with os._exit (grpcio and finalization)."""
+    from deepsci.slack.bot import build_app
+    from deepsci.slack.bridge import TemporalBridge
+
+    def stop(signum: int, _frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, stop)
+    bridge = TemporalBridge(settings).start()
+    try:
+        app = build_app(settings, bridge)
+        if http:
+            server = http_server(app, host, port, path)
+            log.info("slack bot: HTTP mode on http://%s:%d%s (Temporal %s)", host, server.server_port, path,
+                     settings.temporal_address)
+            try:
+                server.serve_forever(poll_interval=0.5)
+            finally:
+                server.server_close()
+        else:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            log.info("slack bot: Socket Mode (Temporal %s)", settings.temporal_address)
+            handler = SocketModeHandler(app, settings.slack_app_token)
+            try:
+                handler.start()
+            finally:
+                handler.close()
+    except KeyboardInterrupt:
+        log.info("slack bot: stopping")
+    finally:
+        bridge.close()
