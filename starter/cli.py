@@ -116,6 +116,9 @@ def slack(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         run_bot(s, http=http, host=host, port=port, path=path)
+    except Exception as exc:  # bad token (auth.test), Temporal unreachable, port taken
+        hint = "\nIs Temporal up? Try `deepsci up`." if "connect" in str(exc).lower() else ""
+        _fail(f"the Slack bot could not start: {exc}{hint}")
     finally:
         logging.shutdown()  # main() then leaves with os._exit (grpcio aborts during finalization)
 

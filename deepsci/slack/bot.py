@@ -61,6 +61,17 @@ class _Bot:
         self.refuse(client, channel, user, f"<@{user}> is not one of the approvers (DEEPSCI_SLACK_APPROVERS); "
                                            "ask one of them to decide")
 
+    def ask(self, fn, timeout: float = 20.0) -> Any:
+        """Run a gates.* call on the bridge; Temporal being unreachable or slow becomes a Refusal."""
+        try:
+            return self.bridge.run(fn, timeout=timeout)
+        except ValidationError:
+            raise
+        except Exception as exc:
+            log.exception("slack: a Temporal call failed")
+            return gates.Refusal(f"could not reach Temporal ({type(exc).__name__}); nothing was recorded, "
+                                 "try again")
+
     def remember(self, channel: str, ts: str, blocks: list[dict]) -> None:
         self.shown[(channel, ts)] = blocks
         while len(self.shown) > 500:
@@ -71,12 +82,7 @@ class _Bot:
         """Send the decision; on success edit the gate message, else tell the clicker why not."""
         d = GateDecision(gate=ref.gate, decision=decision, reviewer=user, comment=comment, plan=plan,
                          version=ref.version)
-        try:
-            got = self.bridge.run(lambda c: gates.decide(c, ref.workflow_id, d))
-        except Exception as exc:  # Temporal unreachable, or slower than the bridge's wait
-            log.exception("slack: decision on %s failed", ref.workflow_id)
-            self.refuse(client, channel, user, f"could not reach Temporal ({type(exc).__name__}); try again")
-            return None
+        got = self.ask(lambda c: gates.decide(c, ref.workflow_id, d))
         if isinstance(got, gates.Refusal):
             self.refuse(client, channel, user, got.reason)
             return None
@@ -108,7 +114,7 @@ class _Bot:
             return
         if action["action_id"] == bk.ACTION_EDIT_PLAN:
             # The plan the run holds now (the message may be older); trigger ids live 3 s, so the query is short.
-            p = self.bridge.run(lambda c: gates.progress(c, ref.workflow_id), timeout=2.5)
+            p = self.ask(lambda c: gates.progress(c, ref.workflow_id), timeout=2.5)
             if isinstance(p, gates.Refusal):
                 self.refuse(client, channel, user, p.reason)
                 return
@@ -159,7 +165,7 @@ class _Bot:
         user = command["user_id"]
         if text.split(maxsplit=1)[0] == "status":
             wid = text.split(maxsplit=1)[1].strip().strip("`")
-            got = self.bridge.run(lambda c: gates.status(c, wid))
+            got = self.ask(lambda c: gates.status(c, wid))
             if isinstance(got, gates.Refusal):
                 respond(text=f":no_entry: {got.reason}.", response_type="ephemeral")
                 return
@@ -167,10 +173,14 @@ class _Bot:
             respond(text=bk.status_text(wid, state, p, web_ui_link(self.settings, wid)), response_type="ephemeral")
             return
         try:
-            wid, started = self.bridge.run(lambda c: gates.start(c, self.settings, text))
+            got = self.ask(lambda c: gates.start(c, self.settings, text))
         except ValidationError as exc:
             respond(text=f":no_entry: Not started: {exc.errors()[0]['msg']}. {USAGE}", response_type="ephemeral")
             return
+        if isinstance(got, gates.Refusal):
+            respond(text=f":no_entry: Not started: {got.reason}.", response_type="ephemeral")
+            return
+        wid, started = got
         link = web_ui_link(self.settings, wid)
         if started.attached:
             state = started.status.name.lower() if started.status else "unknown"

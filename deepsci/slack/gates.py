@@ -55,7 +55,7 @@ def closed_reason(p: Progress, d: GateDecision) -> str | None:
         return None
     last = next((x for x in reversed(p.decisions) if x.gate == d.gate), None)
     if last is None:
-        return f"the {d.gate} gate is not open (the run is {p.stage})"
+        return f"the {d.gate} gate is not open (the run's stage: {p.stage})"
     who = "at the deadline" if last.by_deadline else f"by {mention(last.reviewer)}"
     return (f"the {d.gate} gate is already closed: {_PAST[last.decision]} {who} {slack_date(last.at)}. "
             f"Nothing was changed")

@@ -1,0 +1,76 @@
+"""`deepsci slack` as an operator runs it: a subprocess that says what is missing, serves signed
+requests in HTTP mode, and exits 0 on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+from tests.fakes.slack import CHANNEL, SECRET, TOKEN, SlackFake, command_body, sign
+
+DEEPSCI = str(Path(sys.executable).parent / "deepsci")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DEEPSCI_SLACK_"))}
+    return {**base, "COLUMNS": "200", **extra}
+
+
+def test_missing_tokens_are_named():
+    socket_mode = subprocess.run([DEEPSCI, "slack"], env=_env(SLACK_BOT_TOKEN=TOKEN),
+                                 capture_output=True, text=True, timeout=60)
+    assert socket_mode.returncode == 2
+    assert "Socket Mode needs" in socket_mode.stderr and "SLACK_APP_TOKEN" in socket_mode.stderr
+    assert "deepsci slack --http" in socket_mode.stderr
+    http = subprocess.run([DEEPSCI, "slack", "--http"], env=_env(), capture_output=True, text=True, timeout=60)
+    assert http.returncode == 2
+    assert "SLACK_BOT_TOKEN" in http.stderr and "SLACK_SIGNING_SECRET" in http.stderr
+
+
+async def test_http_mode_serves_signed_requests_and_stops_on_sigterm(env):
+    port = free_port()
+    with SlackFake() as slack:
+        proc = await asyncio.create_subprocess_exec(
+            DEEPSCI, "slack", "--http", "--host", "127.0.0.1", "--port", str(port),
+            env=_env(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, DEEPSCI_SLACK_CHANNEL=CHANNEL,
+                     DEEPSCI_SLACK_API_URL=slack.api_url,
+                     DEEPSCI_TEMPORAL_ADDRESS=env.client.service_client.config.target_host),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            url = f"http://127.0.0.1:{port}/slack/events"
+            body = command_body("", "U0ANN", f"{slack.url}/response/cli")
+            async with httpx.AsyncClient(timeout=5) as http:
+                for _ in range(300):
+                    try:
+                        resp = await http.post(url, content=body, headers=sign(body))
+                        break
+                    except httpx.ConnectError:
+                        await asyncio.sleep(0.1)
+                assert resp.status_code == 200 and "Usage: `/research <question>`" in resp.text
+                forged = await http.post(url, content=body, headers=sign(body, secret="nope"))
+                assert forged.status_code == 401
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+    assert proc.returncode == 0, err.decode()
+    assert "HTTP mode on http://127.0.0.1" in err.decode() and "stopping" in err.decode()
+    assert slack.called("auth.test")  # the token is checked at start-up
+
+
+async def test_a_bad_token_stops_the_start(env):
+    with SlackFake() as slack:
+        proc = await asyncio.create_subprocess_exec(
+            DEEPSCI, "slack", "--http", "--host", "127.0.0.1", "--port", str(free_port()),
+            env=_env(SLACK_BOT_TOKEN="xoxb-revoked", SLACK_SIGNING_SECRET=SECRET,
+                     DEEPSCI_SLACK_API_URL=slack.api_url,
+                     DEEPSCI_TEMPORAL_ADDRESS=env.client.service_client.config.target_host),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 1 and "could not start" in err.decode(), err.decode()
