@@ -74,3 +74,19 @@ async def test_a_bad_token_stops_the_start(env):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 1 and "could not start" in err.decode(), err.decode()
+
+
+async def test_socket_mode_is_the_default_with_an_app_token(env):
+    # Socket Mode opens its WebSocket URL through apps.connections.open (on DEEPSCI_SLACK_API_URL);
+    # the fake refuses the app token, and the bot says so instead of hanging.
+    with SlackFake() as slack:
+        proc = await asyncio.create_subprocess_exec(
+            DEEPSCI, "slack",
+            env=_env(SLACK_BOT_TOKEN=TOKEN, SLACK_APP_TOKEN="xapp-1-revoked", DEEPSCI_SLACK_CHANNEL=CHANNEL,
+                     DEEPSCI_SLACK_API_URL=slack.api_url,
+                     DEEPSCI_TEMPORAL_ADDRESS=env.client.service_client.config.target_host),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 1, err.decode()
+    assert "Socket Mode" in err.decode() and "invalid_auth" in err.decode()
+    assert slack.called("apps.connections.open")
