@@ -1,7 +1,8 @@
 """Writing activities: draft one section, critique all sections, aggregate the cited report.
 
-Drafts and the report are artifacts in Postgres (claim check): the workflow only sees keys,
-counts and the citation list.
+The model engine writes when a model is configured (deps.llm), the offline extractive engine
+otherwise. Drafts and the report are artifacts in Postgres (claim check): the workflow only sees
+keys, counts, usage and the citation list.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from deepsci.contracts import (
     CritiqueIssue,
     DraftInput,
     DraftRef,
+    LlmUsage,
     ReportRef,
 )
 from deepsci.engine import offline
+from deepsci.engine.model import ModelEngine
+from deepsci.heartbeat import heartbeating
 from deepsci.report import render_report
 
 if TYPE_CHECKING:
@@ -32,29 +36,40 @@ class WritingActivities:
     def __init__(self, deps: Deps):
         self.deps = deps
 
+    @property
+    def _model(self) -> ModelEngine | None:
+        return ModelEngine(self.deps.llm) if getattr(self.deps, "llm", None) else None
+
     @activity.defn(name="draft")
     def draft(self, inp: DraftInput) -> DraftRef:
         chunks = self.deps.store.get_chunks([e.point_id for e in inp.evidence])
-        evidence = [
-            (e.point_id, chunks[e.point_id]["text"], e.score)
-            for e in inp.evidence if e.point_id in chunks
-        ]
-        # Ranked candidates beyond what one section shows, so aggregation can skip quotes an earlier
-        # section already used and still say something new.
-        picked = offline.draft_section(inp.question, inp.sub_question.text, evidence, inp.notes,
-                                       max_sentences=offline.SECTION_SENTENCES * 2)
+        usage, dropped = LlmUsage(), []
+        engine = self._model
+        if engine is None:
+            evidence = [(e.point_id, chunks[e.point_id]["text"], e.score)
+                        for e in inp.evidence if e.point_id in chunks]
+            # Ranked candidates beyond what one section shows, so aggregation can skip quotes an
+            # earlier section already used and still say something new.
+            picked = [{"point_id": s.point_id, "quote": s.quote} for s in offline.draft_section(
+                inp.question, inp.sub_question.text, evidence, inp.notes,
+                max_sentences=offline.SECTION_SENTENCES * 2)]
+        else:
+            with heartbeating():
+                res = engine.draft(inp.question, inp.sub_question.text,
+                                   [(e.point_id, chunks[e.point_id]) for e in inp.evidence if e.point_id in chunks],
+                                   inp.notes, inp.idempotency_key)
+            picked, dropped, usage = res.sentences, res.dropped, res.usage
         sentences = []
         for s in picked:
-            c = chunks[s.point_id]
-            sentences.append({
-                "point_id": s.point_id, "quote": s.quote, "content_hash": c["content_hash"],
-                "locator": c["locator"], "uri": c["uri"], "title": c["title"],
-            })
+            c = chunks[s["point_id"]]
+            sentences.append({**s, "content_hash": c["content_hash"], "locator": c["locator"], "uri": c["uri"],
+                              "title": c["title"]})
         body = {"sub_question": inp.sub_question.model_dump(), "sentences": sentences,
-                "revision_round": inp.revision_round}
+                "revision_round": inp.revision_round, "dropped": dropped}
         self.deps.store.put_artifact(inp.idempotency_key, "draft", body)
         return DraftRef(key=inp.idempotency_key, sub_question_id=inp.sub_question.id,
-                        sentences=len(sentences), answered=bool(sentences))
+                        sentences=len(sentences), answered=bool(sentences), usage=usage,
+                        citations_dropped=len(dropped))
 
     @activity.defn(name="critique")
     def critique(self, inp: CritiqueInput) -> Critique:
@@ -66,19 +81,58 @@ class WritingActivities:
         for ref, d in zip(inp.drafts, drafts, strict=True):
             for kind, detail in offline.check_section(d["sentences"], texts):
                 issues.append(CritiqueIssue(sub_question_id=ref.sub_question_id, kind=kind, detail=detail))
+            for x in d.get("dropped", []):
+                issues.append(CritiqueIssue(sub_question_id=ref.sub_question_id, kind="dropped_citation",
+                                            detail=f"citation dropped ({x['reason']}): {x['quote'][:120]}"))
             if inp.reviewer_comment:
                 issues.append(CritiqueIssue(sub_question_id=ref.sub_question_id, kind="reviewer",
                                             detail=inp.reviewer_comment))
-        return Critique(issues=issues)
+        usage = LlmUsage()
+        engine = self._model
+        if engine is not None:
+            sections = [{"sub_question_id": ref.sub_question_id, "sub_question": d["sub_question"]["text"],
+                         "claims": [s.get("text") or s["quote"] for s in d["sentences"]],
+                         "dropped": len(d.get("dropped", []))} for ref, d in zip(inp.drafts, drafts, strict=True)]
+            with heartbeating():
+                found, usage = engine.critique(inp.question, sections, inp.reviewer_comment, inp.idempotency_key)
+            issues += [CritiqueIssue(sub_question_id=sq, kind="model", detail=p) for sq, p in found]
+        return Critique(issues=issues, usage=usage)
 
     @activity.defn(name="aggregate")
     def aggregate(self, inp: AggregateInput) -> ReportRef:
         drafts = [self.deps.store.get_artifact(d.key) for d in inp.drafts]
-        markdown, citations = render_report(inp.question, offline.MODE, drafts, inp.sources)
-        body = {"markdown": markdown, "citations": [c.model_dump() for c in citations]}
+        engine = None if inp.partial else self._model
+        mode = engine.mode if engine else (self._model.mode if self._model else offline.MODE)
+        markdown, citations = render_report(inp.question, mode, drafts, inp.sources, partial=inp.partial)
+        usage, summary_lines = LlmUsage(), None
+        if engine is not None and citations:
+            by_section = _numbered_claims(drafts, citations)
+            with heartbeating():
+                points, _, usage = engine.summary(inp.question, by_section, {c.n for c in citations},
+                                                  inp.idempotency_key)
+            if points:
+                summary_lines = [f"- {text} {''.join(f'[{n}]' for n in ns)}" for text, ns in points]
+                markdown, citations = render_report(inp.question, mode, drafts, inp.sources,
+                                                    summary=summary_lines)
+        body = {"markdown": markdown, "citations": [c.model_dump() for c in citations], "partial": inp.partial}
         self.deps.store.put_artifact(inp.idempotency_key, "report", body)
-        summary = citations[0].quote[:200] if citations else offline.NO_ANSWER
-        return ReportRef(key=inp.idempotency_key, mode=offline.MODE, chars=len(markdown),
-                         citations=citations, summary=summary)
+        if summary_lines:
+            summary = summary_lines[0][2:202]
+        else:
+            summary = citations[0].quote[:200] if citations else offline.NO_ANSWER
+        return ReportRef(key=inp.idempotency_key, mode=mode, chars=len(markdown),
+                         citations=citations, summary=summary, usage=usage)
 
 
+def _numbered_claims(drafts: list[dict], citations) -> list[dict]:
+    """Each section's claims with the citation number the report gave them, for the summary prompt."""
+    n_by_quote = {(c.source_id, c.quote): c.n for c in citations}
+    sections = []
+    for i, d in enumerate(drafts, start=1):
+        claims = []
+        for s in d["sentences"]:
+            n = n_by_quote.get((s["content_hash"][:16], s["quote"]))
+            if n is not None:
+                claims.append((n, s.get("text") or s["quote"]))
+        sections.append({"id": f"S{i}", "sub_question": d["sub_question"]["text"], "claims": claims})
+    return sections

@@ -13,13 +13,25 @@ ENGINE_NOTE = {
 }
 
 
+MODEL_NOTE = ("Written by {mode}: every claim cites a passage that was checked to appear verbatim in the "
+              "cited source; claims whose quote did not check out were dropped.")
+PARTIAL_NOTE = ("_Partial report: the run stopped at its budget before finishing; sections not drafted "
+                "yet are missing._")
+
+
 def render_report(
-    question: str, mode: str, drafts: list[dict], sources: list[SourceRecord]
+    question: str, mode: str, drafts: list[dict], sources: list[SourceRecord], *,
+    summary: list[str] | None = None, partial: bool = False,
 ) -> tuple[str, list[Citation]]:
+    """Markdown and numbered citations. A drafted sentence shows its claim ``text`` (model mode)
+    or the quote itself (offline); ``summary`` replaces the default (each section's first sentence)."""
     citations: list[Citation] = []
     by_quote: dict[tuple[str, str], int] = {}
-    lines = [f"# {question}", "", f"_Mode: {mode}. {ENGINE_NOTE.get(mode, f'Written by model {mode}.')}_", ""]
-    summary: list[str] = []
+    note = ENGINE_NOTE.get(mode, MODEL_NOTE.format(mode=mode))
+    lines = [f"# {question}", "", f"_Mode: {mode}. {note}_", ""]
+    if partial:
+        lines += [PARTIAL_NOTE, ""]
+    first: list[str] = []
     body: list[str] = []
     for i, d in enumerate(drafts, start=1):
         body += [f"## {i}. {d['sub_question']['text']}", ""]
@@ -34,18 +46,18 @@ def render_report(
                 n=n, source_id=s["content_hash"][:16], title=s["title"], uri=s["uri"],
                 locator=s["locator"], quote=s["quote"],
             ))
-            sentences.append(f"{s['quote']} [{n}]")
+            sentences.append(f"{s.get('text') or s['quote']} [{n}]")
             if len(sentences) >= SECTION_SENTENCES:
                 break
         if sentences:
             body += [" ".join(sentences), ""]
-            summary.append(f"- {sentences[0]}")
+            first.append(f"- {sentences[0]}")
         elif d["sentences"]:
             body += ["_Covered by the evidence quoted in the sections above._", ""]
         else:
             body += [f"> {NO_ANSWER}", ""]
     lines += ["## Summary", ""]
-    lines += summary or [f"{NO_ANSWER} No evidence in the searched sources addresses the question."]
+    lines += summary or first or [f"{NO_ANSWER} No evidence in the searched sources addresses the question."]
     lines += [""] + body
     lines += ["## References", ""]
     for c in citations:

@@ -27,6 +27,18 @@ def normalize_ws(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+_TYPOGRAPHIC = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u00a0": " "})
+
+
+def normalize_quote(text: str) -> str:
+    """What "verbatim" means when checking a citation: same words, any whitespace, plain quote marks."""
+    return normalize_ws(text.translate(_TYPOGRAPHIC))
+
+
+def quote_in(quote: str, text: str) -> bool:
+    return normalize_quote(quote) in normalize_quote(text)
+
+
 def slugify(text: str, max_len: int = 40) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:max_len].rstrip("-") or "run"

@@ -50,7 +50,7 @@ def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[str] 
     src, idx = SourceActivities(deps), IndexActivities(deps)
     wri, pub = WritingActivities(deps), PublishActivities(deps)
     by_role = {
-        "llm": [PlanActivities().plan, wri.draft, wri.critique, wri.aggregate],
+        "llm": [PlanActivities(deps).plan, wri.draft, wri.critique, wri.aggregate],
         "io": [src.search, pub.publish, NotifyActivities(deps).notify],
         "cpu": [src.fetch_parse, idx.index, idx.retrieve],
     }

@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from deepsci.text import content_terms, normalize_ws, sentence_spans, tokens
+from deepsci.text import content_terms, normalize_ws, quote_in, sentence_spans, tokens
 
 __all__ = ["MODE", "NO_ANSWER", "plan", "draft_section", "DraftSentence", "check_section"]
 
@@ -141,7 +141,7 @@ def check_section(sentences: list[dict], chunk_texts: dict[str, str]) -> list[tu
         return [("uncovered", "no evidence sentence addresses this sub-question")]
     for s in sentences:
         text = chunk_texts.get(s["point_id"])
-        if text is None or s["quote"] not in text:
+        if text is None or not quote_in(s["quote"], text):
             issues.append(("unsupported", f"quote not found in its evidence chunk: {s['quote'][:80]}"))
     if len(sentences) < 2:
         issues.append(("thin", "only one supporting sentence"))
