@@ -33,6 +33,7 @@ T = TypeVar("T", bound=BaseModel)
 
 _CHEAP_STEPS = frozenset({"plan", "critique"})
 _STRONG_STEPS = frozenset({"draft", "aggregate"})
+MAX_CALLS_PER_STEP = 3  # the first ask, one repair, and one more ask if a reply came back garbled
 _REPAIR = ("Your previous reply was rejected: {error}\n"
            "Answer again with only the JSON object that matches the schema.")
 
@@ -88,30 +89,36 @@ class LlmClient:
 
     def structured(self, *, step: str, system: str, user: str, schema: type[T], cache_key: str,
                    attempt: int | None = None) -> tuple[T, LlmUsage]:
-        """Ask for an instance of ``schema``; one repair round on an invalid reply.
+        """Ask for an instance of ``schema``; one repair round on an invalid reply (see the loop).
 
         ``cache_key`` must be stable across retries of the same logical call (the activity's
         idempotency key): the prompts are not, since their fence boundary is random.
         """
         model = self.model_for(step, _current_attempt() if attempt is None else attempt)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        reply = self._call(model, messages, schema, _key(cache_key, 0))
-        usage = reply.usage
-        try:
-            return self._parse(reply, schema), usage
-        except ReplyError as exc:
-            first_error = str(exc)
-        log.info("llm %s: %s reply rejected, asking for a repair: %s", step, model, first_error[:300])
-        messages += [{"role": "assistant", "content": reply.content},
-                     {"role": "user", "content": _REPAIR.format(error=first_error)}]
-        reply = self._call(model, messages, schema, _key(cache_key, 1))
-        usage = usage.plus(reply.usage)
-        try:
-            return self._parse(reply, schema), usage
-        except ReplyError as exc:
-            raise ApplicationError(
-                f"llm {step}: model {model} did not return a valid {schema.__name__} after one repair: {exc}",
-                type=SchemaViolation, non_retryable=True) from None
+        usage = LlmUsage()
+        repairs = 0
+        for index in range(MAX_CALLS_PER_STEP):
+            # Call ``index`` of this chain is cached under (cache_key, index): which call comes next
+            # depends only on earlier replies, so a retried activity walks the same chain for free.
+            reply = self._call(model, messages, schema, _key(cache_key, index))
+            usage = usage.plus(reply.usage)
+            try:
+                return self._parse(reply, schema), usage
+            except ReplyError as exc:
+                error = exc
+            # One repair for a wrong answer; a garbled reply (no parseable JSON) may be asked again
+            # up to MAX_CALLS_PER_STEP in all, since it is a glitch more than the model's answer.
+            if not error.garbled:
+                repairs += 1
+            if repairs > 1 or index + 1 == MAX_CALLS_PER_STEP:
+                break
+            log.info("llm %s: %s reply rejected, asking for a repair: %s", step, model, str(error)[:300])
+            messages = messages[:2] + [{"role": "assistant", "content": reply.content},
+                                       {"role": "user", "content": _REPAIR.format(error=error)}]
+        raise ApplicationError(
+            f"llm {step}: model {model} did not return a valid {schema.__name__} after repair: {error}",
+            type=SchemaViolation, non_retryable=True)
 
     # ------------------------------------------------------------ one billed HTTP call
 

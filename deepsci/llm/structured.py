@@ -47,7 +47,14 @@ def strict_schema(model: type[BaseModel]) -> dict:
 
 
 class ReplyError(ValueError):
-    """A reply that is not an instance of the schema; the message is what the repair prompt says."""
+    """A reply that is not an instance of the schema; the message is what the repair prompt says.
+
+    ``garbled``: no parseable JSON at all (cut off, truncated by a proxy): a glitch a second ask
+    usually cures, unlike valid JSON of the wrong shape, which is the model's answer."""
+
+    def __init__(self, message: str, garbled: bool = False):
+        super().__init__(message)
+        self.garbled = garbled
 
 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
@@ -78,11 +85,11 @@ def parse_reply(content: str, schema: type[T]) -> T:
     """Parse and validate a reply; raises ReplyError with a message a model can act on."""
     text = clean_reply(content)
     if not text:
-        raise ReplyError("the reply contained no JSON object")
+        raise ReplyError("the reply contained no JSON object", garbled=True)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ReplyError(f"the reply is not valid JSON: {exc}") from None
+        raise ReplyError(f"the reply is not valid JSON: {exc}", garbled=True) from None
     try:
         return schema.model_validate(data)
     except ValidationError as exc:

@@ -190,6 +190,7 @@ class FakeOpenAI(FakeServer):
         self.error_rate, self.error_kinds = error_rate, list(error_kinds or ["429", "500"])
         self.retry_after, self.slow_s, self.hallucinate, self.models = retry_after, slow_s, hallucinate, models
         self.requests: list[Call] = []  # type: ignore[assignment]  # replaces the base (method, path) log
+        self.prompts: list[tuple[str | None, str]] = []  # (schema, user message) of every chat request
         self.billed: dict[str, Billing] = {}
         self.embedding_billed: dict[str, Billing] = {}
         self.embedding_inputs: list[int] = []  # inputs per embeddings request (batching)
@@ -281,6 +282,8 @@ class FakeOpenAI(FakeServer):
             self._fault_error(h, path, model, schema, fault, chars_in)
             return
         user = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
+        with self._lock:
+            self.prompts.append((schema, user))
         try:
             obj = self._respond(schema, user)
         except KeyError:
