@@ -129,7 +129,9 @@ def slack(
 def _request(question: str, corpus: Path | None, max_sub_questions: int, max_sources: int,
              max_rounds: int, gate_deadline: float, deadline_policy: str, auto_approve: bool,
              reviewers: list[str] | None, reminder_interval: float = 4 * 3600,
-             escalation_reviewers: list[str] | None = None, search: str = "local") -> ResearchRequest:
+             escalation_reviewers: list[str] | None = None, search: str = "local",
+             budget_usd: float | None = None, max_llm_calls: int | None = None,
+             budget_wait: float = 24 * 3600) -> ResearchRequest:
     if corpus is not None and not corpus.is_dir():
         _fail(f"corpus folder not found: {corpus}")
     from deepsci.search_providers import WEB_PROVIDERS
@@ -146,6 +148,7 @@ def _request(question: str, corpus: Path | None, max_sub_questions: int, max_sou
         deadline_policy=deadline_policy, auto_approve=auto_approve,
         allowed_reviewers=reviewers or [], reminder_interval_s=reminder_interval,
         escalation_reviewers=escalation_reviewers or [],
+        budget_usd=budget_usd, max_llm_calls=max_llm_calls, budget_wait_s=budget_wait,
     )
 
 
@@ -171,12 +174,18 @@ async def _watch(handle, quiet: bool) -> ResearchResult:
                 p = None
             if p is not None:
                 extra = f" (gate {p.open_gate} open)" if p.open_gate else ""
+                if p.llm_calls:
+                    extra += f"  [{p.llm_calls} model calls, ${p.cost_usd:.4f}]"
                 bars.update(stage, description=f"stage: {p.stage}{extra}")
                 bars.update(subq, total=p.sub_questions_total or None, completed=p.sub_questions_done)
                 bars.update(srcs, total=p.sources_found or None,
                             completed=p.sources_parsed + p.sources_failed,
                             description=f"sources parsed ({p.sources_failed} failed, "
                                         f"{p.chunks_indexed} chunks)")
+                if p.budget_stop and gate_told != ("budget", p.llm_calls):
+                    gate_told = ("budget", p.llm_calls)
+                    bars.console.print(f"Stopped by its budget: {p.budget_stop}. Raise it with "
+                                       f"`deepsci raise-budget {handle.id} --usd N` or `--calls N`.")
                 if p.open_gate and gate_told != (p.open_gate, p.gate_version):
                     gate_told = (p.open_gate, p.gate_version)
                     bars.console.print(
@@ -201,6 +210,9 @@ def _print_result(s, res: ResearchResult, as_json: bool) -> None:
     st = res.stats
     console.print(f"sources {st.sources_found} found, {st.sources_parsed} parsed, {st.sources_failed} failed; "
                   f"{st.chunks_indexed} chunks; {st.llm_calls} engine calls; {st.duration_s:.1f}s")
+    if st.tokens_in or st.cost_usd or st.citations_dropped:
+        console.print(f"model: {st.tokens_in} tokens in, {st.tokens_out} out, ${st.cost_usd:.4f}; "
+                      f"{st.citations_dropped} citations dropped (quote not in its source)")
     if res.report_path:
         console.print(f"[bold]report:[/bold] {res.report_path}")
     console.print(f"[bold]web ui:[/bold] {web_ui_link(s, res.workflow_id)}")
@@ -229,6 +241,13 @@ def run(
         help="Notified at the deadline with --deadline-policy escalate (repeatable).")] = None,
     search: Annotated[str, typer.Option(
         help="Search providers in fallback order: local, searxng, arxiv, brave, tavily.")] = "local",
+    budget_usd: Annotated[float | None, typer.Option(
+        "--budget-usd", help="Stop before a model call would take the run's cost past this (USD).", min=0)] = None,
+    max_llm_calls: Annotated[int | None, typer.Option(
+        "--max-llm-calls", help="Stop before model call number N+1.", min=1)] = None,
+    budget_wait: Annotated[float, typer.Option(
+        help="Seconds a run stopped by its budget waits for `deepsci raise-budget` before it ends "
+             "with its partial report.", min=1)] = 24 * 3600,
 ):
     """Start a research run (or attach to the run with the same id) and print its Web UI link."""
     from starter.runs import start_or_attach, workflow_id_for
@@ -237,7 +256,8 @@ def run(
         _fail("--deadline-policy takes reject, approve or escalate")
     s = get_settings()
     req = _request(question, corpus, max_sub_questions, max_sources, max_rounds, gate_deadline,
-                   deadline_policy, auto_approve, reviewer, reminder_interval, escalation_reviewer, search)
+                   deadline_policy, auto_approve, reviewer, reminder_interval, escalation_reviewer, search,
+                   budget_usd or None, max_llm_calls, budget_wait)
     wid = workflow_id_for(req, id)
 
     async def go():
@@ -315,6 +335,43 @@ def _decide(run_id: str, gate: str, decision: str, comment: str, reviewer: str |
             sys.stdout.write(outcome.model_dump_json() + "\n")
         else:
             console.print(f"{outcome.message}")
+
+    _run(go())
+
+
+@app.command("raise-budget")
+def raise_budget(run_id: str,
+                 usd: Annotated[float | None, typer.Option("--usd", help="New budget in USD.", min=0)] = None,
+                 calls: Annotated[int | None, typer.Option("--calls", help="New max_llm_calls.", min=1)] = None,
+                 reviewer: Annotated[str | None, typer.Option(help="Who raises it (default: $USER).")] = None,
+                 as_json: Annotated[bool, typer.Option("--json")] = False):
+    """Raise a run's budget (cost and/or model calls); a run stopped by its budget resumes."""
+    from temporalio.client import WorkflowUpdateFailedError
+
+    from deepsci.contracts import BudgetRaise
+    from workflows.research import ResearchWorkflow
+
+    if usd is None and calls is None:
+        _fail("give --usd and/or --calls")
+    s = get_settings()
+    payload = BudgetRaise(budget_usd=usd or None, max_llm_calls=calls,
+                          reviewer=reviewer or getpass.getuser() or "cli")
+
+    async def go():
+        client = await connect(s)
+        handle = client.get_workflow_handle(run_id)
+        try:
+            state = await handle.execute_update(ResearchWorkflow.raise_budget, payload)
+        except WorkflowUpdateFailedError as exc:
+            reason = exc.cause.message if getattr(exc.cause, "message", None) else str(exc.cause)
+            if as_json:
+                sys.stdout.write(json.dumps({"accepted": False, "reason": reason}) + "\n")
+            _fail(f"budget change refused: {reason}", code=2)
+        if as_json:
+            sys.stdout.write(state.model_dump_json() + "\n")
+        else:
+            console.print(f"{state.message}: budget ${state.budget_usd}, max_llm_calls {state.max_llm_calls}; "
+                          f"spent ${state.cost_usd:.6f} in {state.llm_calls} calls")
 
     _run(go())
 

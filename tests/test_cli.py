@@ -30,7 +30,8 @@ async def _deepsci(env_vars, *args: str) -> tuple[int, str, str]:
 
 def test_help_lists_every_command():
     out = subprocess.run([DEEPSCI, "--help"], capture_output=True, text=True, check=True).stdout
-    for cmd in ("run", "status", "approve", "reject", "result", "up", "down", "worker", "demo", "eval"):
+    for cmd in ("run", "status", "approve", "reject", "result", "up", "down", "worker", "demo", "eval",
+                "raise-budget", "slack", "pending"):
         assert f" {cmd} " in out, cmd
 
 
@@ -91,3 +92,30 @@ def test_unknown_search_provider_is_refused_before_anything_starts():
     proc = subprocess.run([DEEPSCI, "run", "What is jitter?", "--search", "local,altavista"],
                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 1 and "--search takes a comma-separated list" in proc.stderr
+
+
+async def test_a_run_stopped_by_max_llm_calls_resumes_after_raise_budget(env, worker, settings):
+    from workflows.research import ResearchWorkflow
+
+    e = _env(env, settings, worker)
+    code, out, err = await _deepsci(
+        e, "run", "What does a circuit breaker do in the half-open state?", "--corpus", str(CORPUS),
+        "--auto-approve", "--json", "--max-sub-questions", "2", "--max-llm-calls", "1",
+        "--id", f"budget-{worker}")
+    assert code == 0, err
+    wid = json.loads(out)["workflow_id"]
+    handle = env.client.get_workflow_handle(wid)
+    for _ in range(300):
+        p = await handle.query(ResearchWorkflow.progress)
+        if p.budget_stop:
+            break
+        await asyncio.sleep(0.1)
+    assert p.stage == "budget-exhausted" and "max_llm_calls 1 reached" in p.budget_stop
+    code, out, err = await _deepsci(e, "raise-budget", wid, "--calls", "1", "--json")
+    assert code == 2 and json.loads(out)["accepted"] is False and "not above the calls already made" in err
+    code, out, err = await _deepsci(e, "raise-budget", wid, "--calls", "50", "--json")
+    assert code == 0, err
+    assert json.loads(out)["max_llm_calls"] == 50
+    code, out, err = await _deepsci(e, "result", wid, "--wait", "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "published"
