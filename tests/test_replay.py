@@ -26,7 +26,8 @@ from workflows.research import ResearchWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 TAG = os.environ.get("DEEPSCI_RECORD_TAG", "rec")  # a new tag keeps older histories beside new ones
-SCENARIOS = ("happy-path", "plan-rejected", "revision-rounds", "crash-recovered")
+SCENARIOS = ("happy-path", "plan-rejected", "revision-rounds", "crash-recovered", "model-budget-quota",
+             "budget-exhausted")
 
 
 def _saved() -> list[Path]:
@@ -150,3 +151,32 @@ async def test_record_histories(env, worker, deps, settings):
         for t in tasks:
             t.cancel()
     await save("crash-recovered", h)
+
+    # budget-exhausted: offline, stopped after the plan, nobody raises it, the partial report is kept
+    h = await start_run(client, worker, ResearchRequest(question="What is a retry budget?", auto_approve=True,
+                                                        max_llm_calls=1, budget_wait_s=1, **req),
+                        f"research-{TAG}-budget")
+    assert (await h.result()).status == "budget_exhausted"
+    await save("budget-exhausted", h)
+
+    # model-budget-quota: model mode on the fake OpenAI server; a quota error parks the run, then
+    # max_llm_calls stops it, `raise_budget` resumes it, both gates decided by Update
+    from deepsci.contracts import BudgetRaise
+    from tests.fakes.openai_server import FakeOpenAI
+    from tests.test_model_mode import model_workers, wait_progress
+
+    with FakeOpenAI(faults=["insufficient_quota"]) as fake:
+        async with model_workers(env, deps, fake) as mprefix:
+            h = await start_run(client, mprefix, ResearchRequest(
+                question="How does full jitter spread retries?", quota_park_s=1, max_llm_calls=2,
+                allowed_reviewers=["ann"], **req), f"research-{TAG}-model")
+            await wait_for_gate(h, "plan")
+            await h.execute_update(ResearchWorkflow.decide, GateDecision(gate="plan", decision="approve",
+                                                                         reviewer="ann"))
+            await wait_progress(h, lambda p: p.budget_stop is not None)
+            await h.execute_update(ResearchWorkflow.raise_budget, BudgetRaise(max_llm_calls=40, reviewer="ann"))
+            await wait_for_gate(h, "report")
+            await h.execute_update(ResearchWorkflow.decide, GateDecision(gate="report", decision="approve",
+                                                                         reviewer="ann"))
+            assert (await h.result()).status == "published"
+    await save("model-budget-quota", h)
