@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "get_settings"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _names(value):
+    """A list setting from the environment: JSON (`["U01","U02"]`) or comma-separated (`U01,U02`)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [v.strip() for v in text.split(",") if v.strip()]
+    return value
+
+
+NameList = Annotated[list[str], NoDecode, BeforeValidator(_names)]
 
 
 class Settings(BaseSettings):
@@ -92,7 +107,7 @@ class Settings(BaseSettings):
     # addresses are refused; fetch_allow_hosts lists exceptions ("host", "host:port", "ip:port",
     # CIDR), for tests and intranets. fetch_timeout_s is the whole fetch's budget and must stay
     # under the fetch policy's start-to-close (2 min).
-    fetch_allow_hosts: list[str] = Field(default_factory=list)
+    fetch_allow_hosts: NameList = Field(default_factory=list)
     fetch_timeout_s: float = Field(default=25.0, gt=0, lt=120)  # also under the 30 s heartbeat
     fetch_connect_timeout_s: float = Field(default=10.0, gt=0)
     fetch_max_redirects: int = Field(default=5, ge=0, le=20)
@@ -131,7 +146,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "DEEPSCI_SLACK_APP_TOKEN")
     )
     slack_channel: str | None = None
-    slack_approvers: list[str] = Field(default_factory=list)
+    slack_approvers: NameList = Field(default_factory=list)
     slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL.")
 
     @property
