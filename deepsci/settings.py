@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,9 +73,13 @@ class Settings(BaseSettings):
     llm_strong_model: str | None = None
     llm_fallback_model: str | None = None
     llm_fallback_after_attempts: int = Field(default=2, ge=1)
-    # Per HTTP request; below the llm policy's start-to-close (3 min): Temporal owns the retries.
-    llm_timeout_s: float = Field(default=60.0, gt=0, lt=180)
+    # Per HTTP request; Temporal owns the retries. A step may make three requests in one attempt
+    # (ask, repair, ask again) and all must fit the llm policy's 3-minute start-to-close.
+    llm_timeout_s: float = Field(default=50.0, gt=0, le=60)
     llm_max_output_tokens: int = Field(default=2000, ge=64)
+    # OpenAI's reasoning models (o-series, gpt-5) take max_completion_tokens and refuse max_tokens;
+    # most other OpenAI-compatible servers (vLLM, Ollama, LiteLLM) take max_tokens.
+    llm_max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     # USD per million tokens: [input, output]. A model not listed costs 0 and is logged once.
     llm_prices: dict[str, list[float]] = Field(default_factory=lambda: {
         "gpt-4o-mini": [0.15, 0.60], "gpt-4o": [2.50, 10.00],

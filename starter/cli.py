@@ -353,6 +353,8 @@ def raise_budget(run_id: str,
 
     if usd is None and calls is None:
         _fail("give --usd and/or --calls")
+    if usd is not None and usd <= 0:
+        _fail("--usd takes a budget above 0")
     s = get_settings()
     payload = BudgetRaise(budget_usd=usd or None, max_llm_calls=calls,
                           reviewer=reviewer or getpass.getuser() or "cli")

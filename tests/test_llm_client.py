@@ -113,6 +113,25 @@ def test_a_reply_still_wrong_after_repair_fails_for_good_with_the_validation_err
     assert len(fake.chat_calls(200)) == 2 and fake.billed_totals().calls == 2
 
 
+def test_garbled_replies_in_a_row_are_retried_and_the_next_attempt_asks_once_more(settings, store, fake):
+    fake.faults = ["malformed", "malformed", "malformed"]
+    client, k = make_client(settings, store, fake), key()
+    err = fails(lambda: client.structured(step="plan", system="s", user=plan_prompt(QUESTION, 3)[1],
+                                          schema=PlanOut, cache_key=k, attempt=1))
+    assert err.type == "LlmGarbledReply" and not err.non_retryable and len(fake.chat_calls(200)) == 3
+    # attempt 2 replays the three paid replies from the cache and makes one new call
+    out, usage = client.structured(step="plan", system="s", user=plan_prompt(QUESTION, 3)[1], schema=PlanOut,
+                                   cache_key=k, attempt=2)
+    assert out.sub_questions and len(fake.chat_calls(200)) == 4
+    assert_usage_is_what_was_billed(usage, fake, calls=4)
+
+
+def test_a_garbled_reply_then_a_wrong_one_still_gets_its_one_repair(settings, store, fake):
+    fake.faults = ["malformed", "wrong_schema"]
+    out, usage = plan(make_client(settings, store, fake))
+    assert out.sub_questions and usage.calls == 3
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -102,7 +102,11 @@ async def test_error_injection_at_30_percent_still_completes_every_run(env, deps
                     retry_after="1", slow_s=4.0) as fake:
         async with model_workers(env, deps, fake, llm_timeout_s=2.0) as prefix:
             handles = [await start_run(env.client, prefix, _req(max_revision_rounds=0)) for _ in range(3)]
-            results = await asyncio.gather(*(h.result() for h in handles))
+            try:
+                results = await asyncio.gather(*(h.result() for h in handles))
+            except Exception:
+                print("fake OpenAI calls (schema, status):", [(c.schema, c.status) for c in fake.chat_calls()])
+                raise
     assert [r.status for r in results] == ["published"] * 3
     statuses = [c.status for c in fake.chat_calls()]
     assert statuses.count(429) + statuses.count(500) + statuses.count(499) >= 2  # faults were injected

@@ -33,7 +33,7 @@ T = TypeVar("T", bound=BaseModel)
 
 _CHEAP_STEPS = frozenset({"plan", "critique"})
 _STRONG_STEPS = frozenset({"draft", "aggregate"})
-MAX_CALLS_PER_STEP = 3  # the first ask, one repair, and one more ask if a reply came back garbled
+MAX_CALLS_PER_STEP = 3  # per activity attempt: the first ask, one repair, one more ask after a garbled reply
 _REPAIR = ("Your previous reply was rejected: {error}\n"
            "Answer again with only the JSON object that matches the schema.")
 
@@ -94,11 +94,14 @@ class LlmClient:
         ``cache_key`` must be stable across retries of the same logical call (the activity's
         idempotency key): the prompts are not, since their fence boundary is random.
         """
-        model = self.model_for(step, _current_attempt() if attempt is None else attempt)
+        attempt = _current_attempt() if attempt is None else attempt
+        model = self.model_for(step, attempt)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         usage = LlmUsage()
         repairs = 0
-        for index in range(MAX_CALLS_PER_STEP):
+        # Each activity attempt may go one call further: the calls before replay from the cache.
+        limit = MAX_CALLS_PER_STEP + attempt - 1
+        for index in range(limit):
             # Call ``index`` of this chain is cached under (cache_key, index): which call comes next
             # depends only on earlier replies, so a retried activity walks the same chain for free.
             reply = self._call(model, messages, schema, _key(cache_key, index))
@@ -107,18 +110,23 @@ class LlmClient:
                 return self._parse(reply, schema), usage
             except ReplyError as exc:
                 error = exc
-            # One repair for a wrong answer; a garbled reply (no parseable JSON) may be asked again
-            # up to MAX_CALLS_PER_STEP in all, since it is a glitch more than the model's answer.
+            # A wrong answer (valid JSON of the wrong shape, a refusal) gets one repair; a garbled
+            # reply (no parseable JSON: cut off, mangled by a proxy) is a glitch, asked again.
             if not error.garbled:
                 repairs += 1
-            if repairs > 1 or index + 1 == MAX_CALLS_PER_STEP:
+                if repairs > 1:
+                    raise ApplicationError(
+                        f"llm {step}: model {model} did not return a valid {schema.__name__} after one "
+                        f"repair: {error}", type=SchemaViolation, non_retryable=True)
+            if index + 1 == limit:
                 break
-            log.info("llm %s: %s reply rejected, asking for a repair: %s", step, model, str(error)[:300])
+            log.info("llm %s: %s reply rejected, asking again: %s", step, model, str(error)[:300])
             messages = messages[:2] + [{"role": "assistant", "content": reply.content},
                                        {"role": "user", "content": _REPAIR.format(error=error)}]
-        raise ApplicationError(
-            f"llm {step}: model {model} did not return a valid {schema.__name__} after repair: {error}",
-            type=SchemaViolation, non_retryable=True)
+        # Only garbled replies in a row: retryable, like any transport fault; the next attempt
+        # replays these from the cache and asks once more (bounded by the llm policy's attempts).
+        raise ApplicationError(f"llm {step}: model {model} replied {limit} times without valid JSON: {error}",
+                               type="LlmGarbledReply")
 
     # ------------------------------------------------------------ one billed HTTP call
 
@@ -140,7 +148,7 @@ class LlmClient:
                 messages=messages,
                 response_format={"type": "json_schema", "json_schema": {
                     "name": schema.__name__, "schema": strict_schema(schema), "strict": True}},
-                max_tokens=self.settings.llm_max_output_tokens,
+                **{self.settings.llm_max_tokens_param: self.settings.llm_max_output_tokens},
             )
         except openai.OpenAIError as exc:
             raise provider_error(exc, base_url=self.settings.openai_base_url, model=model) from exc
@@ -153,8 +161,8 @@ class LlmClient:
         elif choice.message.refusal:
             problem = f"the model refused: {choice.message.refusal}"
         elif choice.finish_reason == "length":
-            problem = (f"the reply was cut off at max_tokens={self.settings.llm_max_output_tokens}; "
-                       "answer more briefly")
+            cap = f"{self.settings.llm_max_tokens_param}={self.settings.llm_max_output_tokens}"
+            problem = f"the reply was cut off at {cap}; answer more briefly"
         self.store.llm_cache_put(key, model, content, {**usage.model_dump(), "problem": problem})
         return _Reply(content, problem, usage)
 

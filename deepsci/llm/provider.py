@@ -92,7 +92,8 @@ def provider_error(exc: Exception, *, base_url: str | None, model: str) -> Appli
     if status == 429 and "insufficient_quota" in (code, kind):
         return ApplicationError(
             f"{where}: HTTP 429 quota exhausted: {detail}. Add credit or raise the provider's limit; "
-            "the run waits and tries again", type=LlmQuotaExhausted, non_retryable=True)
+            "a model step parks the run and tries again later (embedding calls fail their step)",
+            type=LlmQuotaExhausted, non_retryable=True)
     if status == 429:
         return ApplicationError(f"{where}: HTTP 429 rate limited: {detail}", type=LlmRateLimited,
                                 next_retry_delay=_retry_delay(exc))
