@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     # How long a search waits for its provider's rate limit before failing (retryably).
     search_rate_max_wait_s: float = Field(default=15.0, ge=0)
 
+    # Who may decide on a run's gates and budget when a request names nobody (`deepsci run` without
+    # --reviewer); empty means anyone. Runs started from Slack use slack_approvers instead.
+    reviewers: NameList = Field(default_factory=list)
+    escalation_reviewers: NameList = Field(default_factory=list)
+
     # Slack bot (deepsci/slack, `deepsci slack`). Gate messages are posted when a bot token and a
     # channel are set; approvers are Slack user ids allowed to click (empty: anyone in the channel).
     slack_bot_token: str | None = Field(

@@ -146,8 +146,8 @@ def _request(question: str, corpus: Path | None, max_sub_questions: int, max_sou
         max_sub_questions=max_sub_questions, max_sources_per_sub_question=max_sources,
         max_revision_rounds=max_rounds, gate_deadline_s=gate_deadline,
         deadline_policy=deadline_policy, auto_approve=auto_approve,
-        allowed_reviewers=reviewers or [], reminder_interval_s=reminder_interval,
-        escalation_reviewers=escalation_reviewers or [],
+        allowed_reviewers=reviewers or get_settings().reviewers, reminder_interval_s=reminder_interval,
+        escalation_reviewers=escalation_reviewers or get_settings().escalation_reviewers,
         budget_usd=budget_usd, max_llm_calls=max_llm_calls, budget_wait_s=budget_wait,
     )
 
@@ -234,11 +234,13 @@ def run(
     deadline_policy: Annotated[str, typer.Option(
         help="reject, approve or escalate at the deadline (escalate: notify the escalation "
              "reviewers, extend the deadline once, then reject).")] = "reject",
-    reviewer: Annotated[list[str] | None, typer.Option(help="Allowed reviewer (repeatable).")] = None,
+    reviewer: Annotated[list[str] | None, typer.Option(
+        help="Allowed reviewer (repeatable); default DEEPSCI_REVIEWERS, else anyone.")] = None,
     reminder_interval: Annotated[float, typer.Option(
         help="Seconds between reminders while a gate waits.", min=1)] = 4 * 3600,
     escalation_reviewer: Annotated[list[str] | None, typer.Option(
-        help="Notified at the deadline with --deadline-policy escalate (repeatable).")] = None,
+        help="Notified at the deadline with --deadline-policy escalate (repeatable); default "
+             "DEEPSCI_ESCALATION_REVIEWERS.")] = None,
     search: Annotated[str, typer.Option(
         help="Search providers in fallback order: local, searxng, arxiv, brave, tavily.")] = "local",
     budget_usd: Annotated[float | None, typer.Option(

@@ -39,3 +39,14 @@ def test_model_settings_from_the_environment(monkeypatch):
     monkeypatch.setenv("DEEPSCI_LLM_PRICES", '{"my-model": [0.5, 1.5]}')
     s = Settings(_env_file=None)
     assert s.llm_mode == s.llm_model and s.llm_prices == {"my-model": [0.5, 1.5]}
+
+
+def test_reviewers_default_from_settings_when_the_cli_names_none(monkeypatch):
+    from starter import cli
+
+    monkeypatch.setattr(cli, "get_settings", lambda: Settings(_env_file=None, reviewers="ann,bob",
+                                                              escalation_reviewers=["carol"]))
+    req = cli._request("What is jitter?", None, 2, 2, 1, 60, "escalate", False, None)
+    assert req.allowed_reviewers == ["ann", "bob"] and req.escalation_reviewers == ["carol"]
+    req = cli._request("What is jitter?", None, 2, 2, 1, 60, "escalate", False, ["dan"], escalation_reviewers=["eve"])
+    assert req.allowed_reviewers == ["dan"] and req.escalation_reviewers == ["eve"]
