@@ -313,7 +313,6 @@ def status(run_id: Annotated[str, typer.Argument(help="Workflow id.")],
 
 def _decide(run_id: str, gate: str, decision: str, comment: str, reviewer: str | None,
             plan: list[str] | None, as_json: bool, version: int | None = None) -> None:
-    from temporalio.client import WorkflowUpdateFailedError
 
     from workflows.research import ResearchWorkflow
 
@@ -323,20 +322,28 @@ def _decide(run_id: str, gate: str, decision: str, comment: str, reviewer: str |
     payload = GateDecision(gate=gate, decision=decision, reviewer=reviewer or getpass.getuser() or "cli",
                            comment=comment, plan=plan, version=version)
 
+    _update(s, run_id, ResearchWorkflow.decide, payload, as_json, "decision refused",
+            lambda outcome: outcome.message)
+
+
+def _update(s, run_id: str, update, payload, as_json: bool, refused: str, describe) -> None:
+    """Send an Update and print its result; the validator's refusal is one line and exit code 2."""
+    from temporalio.client import WorkflowUpdateFailedError
+
     async def go():
         client = await connect(s)
         handle = client.get_workflow_handle(run_id)
         try:
-            outcome = await handle.execute_update(ResearchWorkflow.decide, payload)
+            out = await handle.execute_update(update, payload)
         except WorkflowUpdateFailedError as exc:
             reason = exc.cause.message if getattr(exc.cause, "message", None) else str(exc.cause)
             if as_json:
                 sys.stdout.write(json.dumps({"accepted": False, "reason": reason}) + "\n")
-            _fail(f"decision refused: {reason}", code=2)
+            _fail(f"{refused}: {reason}", code=2)
         if as_json:
-            sys.stdout.write(outcome.model_dump_json() + "\n")
+            sys.stdout.write(out.model_dump_json() + "\n")
         else:
-            console.print(f"{outcome.message}")
+            console.print(describe(out))
 
     _run(go())
 
@@ -348,7 +355,6 @@ def raise_budget(run_id: str,
                  reviewer: Annotated[str | None, typer.Option(help="Who raises it (default: $USER).")] = None,
                  as_json: Annotated[bool, typer.Option("--json")] = False):
     """Raise a run's budget (cost and/or model calls); a run stopped by its budget resumes."""
-    from temporalio.client import WorkflowUpdateFailedError
 
     from deepsci.contracts import BudgetRaise
     from workflows.research import ResearchWorkflow
@@ -361,23 +367,9 @@ def raise_budget(run_id: str,
     payload = BudgetRaise(budget_usd=usd or None, max_llm_calls=calls,
                           reviewer=reviewer or getpass.getuser() or "cli")
 
-    async def go():
-        client = await connect(s)
-        handle = client.get_workflow_handle(run_id)
-        try:
-            state = await handle.execute_update(ResearchWorkflow.raise_budget, payload)
-        except WorkflowUpdateFailedError as exc:
-            reason = exc.cause.message if getattr(exc.cause, "message", None) else str(exc.cause)
-            if as_json:
-                sys.stdout.write(json.dumps({"accepted": False, "reason": reason}) + "\n")
-            _fail(f"budget change refused: {reason}", code=2)
-        if as_json:
-            sys.stdout.write(state.model_dump_json() + "\n")
-        else:
-            console.print(f"{state.message}: budget ${state.budget_usd}, max_llm_calls {state.max_llm_calls}; "
-                          f"spent ${state.cost_usd:.6f} in {state.llm_calls} calls")
-
-    _run(go())
+    _update(s, run_id, ResearchWorkflow.raise_budget, payload, as_json, "budget change refused",
+            lambda st: f"{st.message}: budget ${st.budget_usd}, max_llm_calls {st.max_llm_calls}; "
+                       f"spent ${st.cost_usd:.6f} in {st.llm_calls} calls")
 
 
 Version = Annotated[int | None, typer.Option(
