@@ -185,6 +185,15 @@ def test_context_too_long_says_what_to_shrink(settings, store, fake):
     assert "evidence_per_sub_question" in err.message and "chunk_chars" in err.message
 
 
+@pytest.mark.parametrize(("fault", "kind", "hint"), [("403", "LlmAuthError", "permission"),
+                                                     ("400", "LlmConfigError", "400")])
+def test_forbidden_and_bad_request_fail_fast_in_one_request(settings, store, fake, fault, kind, hint):
+    fake.faults = [fault]
+    err = fails(lambda: plan(make_client(settings, store, fake)))
+    assert err.type == kind and err.non_retryable and hint in err.message.lower()
+    assert len(fake.chat_calls()) == 1 and not fake.billed
+
+
 def test_unknown_model_is_a_config_error(settings, store):
     with FakeOpenAI(models=["fake-strong"]) as fake:
         err = fails(lambda: plan(make_client(settings, store, fake)))

@@ -9,8 +9,9 @@ drafts quote sentences verbatim from the evidence blocks.
 
 Knobs: ``api_key`` (a wrong or missing Bearer key gets 401), ``faults`` (consumed in order by the
 next chat requests: "429", "500", "slow", "malformed", "wrong_schema", "think",
-"insufficient_quota", "401", "context_length", "refusal", "length"), ``error_rate`` / ``error_kinds`` / ``seed``
-(random faults when the queue is empty), ``retry_after`` (sent with 429), ``slow_s``,
+"insufficient_quota", "401", "403", "400", "context_length", "refusal", "length"),
+``error_rate`` / ``error_kinds`` / ``seed`` (random faults when the queue is empty), ``retry_after``
+(sent with 429), ``slow_s``,
 ``hallucinate`` (a draft claim whose quote is in no block), ``models`` (if set, other model names
 get 404). ``requests`` logs every call; ``billed`` / ``billed_cost`` are what a provider would
 charge: ceil(chars / 4) tokens in and out for every 200 reply the client received, malformed or
@@ -38,7 +39,7 @@ from tests.fakes.web import FakeServer, _Handler
 __all__ = ["FakeOpenAI", "Call", "parse_blocks", "FAULTS"]
 
 FAULTS = ("429", "500", "slow", "malformed", "wrong_schema", "think", "insufficient_quota", "401",
-          "context_length", "refusal", "length")
+          "context_length", "refusal", "length", "403", "400")
 HALLUCINATED_QUOTE = "Quantum flux capacitors guarantee that every model provider has zero downtime."
 
 _BLOCK = re.compile(r"<<<UNTRUSTED-(?P<b>[0-9A-Za-z]+) (?P<head>[^\n]*)\n(?P<body>.*?)\nUNTRUSTED-(?P=b)>>>", re.S)
@@ -278,7 +279,7 @@ class FakeOpenAI(FakeServer):
         messages = req.get("messages") or []
         chars_in = sum(len(m.get("content") or "") for m in messages)
         fault = self._next_fault()
-        if fault in ("429", "500", "insufficient_quota", "401", "context_length"):
+        if fault in ("429", "500", "insufficient_quota", "401", "context_length", "403", "400"):
             self._fault_error(h, path, model, schema, fault, chars_in)
             return
         user = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
@@ -345,6 +346,12 @@ class FakeOpenAI(FakeServer):
         elif fault == "401":
             self._error(h, path, model, schema, 401, "Incorrect API key provided.", "invalid_request_error",
                         "invalid_api_key")
+        elif fault == "403":
+            self._error(h, path, model, schema, 403, "Project does not have access to this model.",
+                        "invalid_request_error", "model_not_allowed")
+        elif fault == "400":
+            self._error(h, path, model, schema, 400, "Invalid schema for response_format 'PlanOut'.",
+                        "invalid_request_error", "invalid_json_schema")
         else:  # context_length
             self._error(h, path, model, schema, 400, "This model's maximum context length is 8192 tokens. "
                         f"However, your messages resulted in {max(8193, _tokens(chars_in))} tokens.",
@@ -357,7 +364,7 @@ class FakeOpenAI(FakeServer):
                         "invalid_request_error", "model_not_found")
             return
         fault = self._next_fault()
-        if fault in ("429", "500", "insufficient_quota", "401", "context_length"):
+        if fault in ("429", "500", "insufficient_quota", "401", "context_length", "403", "400"):
             self._fault_error(h, path, model, None, fault, 0)
             return
         inputs = req.get("input")
