@@ -131,7 +131,7 @@ def _request(question: str, corpus: Path | None, max_sub_questions: int, max_sou
              reviewers: list[str] | None, reminder_interval: float = 4 * 3600,
              escalation_reviewers: list[str] | None = None, search: str = "local",
              budget_usd: float | None = None, max_llm_calls: int | None = None,
-             budget_wait: float = 24 * 3600) -> ResearchRequest:
+             budget_wait: float = 24 * 3600, quota_park: float = 900) -> ResearchRequest:
     if corpus is not None and not corpus.is_dir():
         _fail(f"corpus folder not found: {corpus}")
     from deepsci.search_providers import WEB_PROVIDERS
@@ -149,6 +149,7 @@ def _request(question: str, corpus: Path | None, max_sub_questions: int, max_sou
         allowed_reviewers=reviewers or get_settings().reviewers, reminder_interval_s=reminder_interval,
         escalation_reviewers=escalation_reviewers or get_settings().escalation_reviewers,
         budget_usd=budget_usd, max_llm_calls=max_llm_calls, budget_wait_s=budget_wait,
+        quota_park_s=quota_park,
     )
 
 
@@ -250,6 +251,9 @@ def run(
     budget_wait: Annotated[float, typer.Option(
         help="Seconds a run stopped by its budget waits for `deepsci raise-budget` before it ends "
              "with its partial report.", min=1)] = 24 * 3600,
+    quota_park: Annotated[float, typer.Option(
+        help="Seconds a run parks when the model provider says its quota is exhausted, before it "
+             "tries again.", min=1)] = 900,
 ):
     """Start a research run (or attach to the run with the same id) and print its Web UI link."""
     from starter.runs import start_or_attach, workflow_id_for
@@ -259,7 +263,7 @@ def run(
     s = get_settings()
     req = _request(question, corpus, max_sub_questions, max_sources, max_rounds, gate_deadline,
                    deadline_policy, auto_approve, reviewer, reminder_interval, escalation_reviewer, search,
-                   budget_usd or None, max_llm_calls, budget_wait)
+                   budget_usd or None, max_llm_calls, budget_wait, quota_park)
     wid = workflow_id_for(req, id)
 
     async def go():
