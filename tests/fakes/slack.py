@@ -16,21 +16,26 @@ import hmac
 import json
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlencode
 
 from tests.fakes.web import FakeServer
 
-__all__ = ["SlackFake", "sign", "interaction_body", "command_body", "TOKEN", "SECRET", "CHANNEL"]
+__all__ = ["SlackFake", "sign", "interaction_body", "command_body", "TOKEN", "APP_TOKEN", "SECRET", "CHANNEL"]
 
 TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-1-A0APP-test-token"  # app-level token: the only one apps.connections.open takes
 SECRET = "test-signing-secret"
 CHANNEL = "C0APPROVALS"
 
 
 class SlackFake(FakeServer):
-    def __init__(self, token: str = TOKEN, channels: tuple[str, ...] = (CHANNEL,)):
+    def __init__(self, token: str = TOKEN, channels: tuple[str, ...] = (CHANNEL,), app_token: str = APP_TOKEN):
         super().__init__()
         self.token = token
+        self.app_token = app_token
+        # Socket Mode: apps.connections.open answers with socket_url() (tests/fakes/slack_socket.py)
+        self.socket_url: Callable[[], str] | None = None
         self.channels = set(channels)
         self.lock = threading.Lock()
         self.calls: list[tuple[str, dict]] = []  # every Web API call: (method, arguments)
@@ -116,7 +121,7 @@ class SlackFake(FakeServer):
                 h.send(status, json.dumps({"ok": False, "error": error or "ratelimited"}).encode(),
                        "application/json; charset=utf-8", headers)
             return
-        if token != self.token:
+        if token != (self.app_token if api == "apps.connections.open" else self.token):
             h.send_json({"ok": False, "error": "not_authed" if not token else "invalid_auth"})
             return
         handler = getattr(self, "_" + api.replace(".", "_"), None)
@@ -131,6 +136,11 @@ class SlackFake(FakeServer):
     def _auth_test(self, args: dict) -> dict:
         return {"ok": True, "url": "https://fake.slack.test/", "team": "Fake", "user": "deepsci",
                 "team_id": "T0FAKE", "user_id": "U0BOT", "bot_id": "B0BOT", "is_enterprise_install": False}
+
+    def _apps_connections_open(self, args: dict) -> dict:
+        if self.socket_url is None:
+            return {"ok": False, "error": "unknown_method"}  # no Socket Mode endpoint in this test
+        return {"ok": True, "url": self.socket_url()}
 
     def _chat_postMessage(self, args: dict) -> dict:  # noqa: N802 (Slack's method name)
         ch = args.get("channel")
