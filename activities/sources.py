@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import FetchParseInput, SearchInput, SearchResult, SourceRecord
 from deepsci.errors import BadDocument, BlockedSource, non_retryable
@@ -91,10 +92,22 @@ class SourceActivities:
         store = self.deps.store
         doc = store.get_document(digest)  # content-addressed: the same bytes are parsed once
         if doc is None:
+            # A document that failed to parse fails again in this run without another parser
+            # child (several sub-questions often find the same broken file). Per run, not
+            # forever: a wall-clock failure under load may pass in a later run.
+            failure_key = f"{inp.idempotency_key.split('/', 1)[0]}/parse-failure/{digest}"
+            known = _recorded(store, failure_key)
+            if known is not None:
+                raise non_retryable(BadDocument, known["reason"])
             activity.heartbeat("parsing")
             settings = self.deps.settings
-            parsed = parse_isolated(data, name, settings.max_document_bytes, ParseLimits.from_settings(settings),
-                                    on_wait=lambda: activity.heartbeat("parsing"))
+            try:
+                parsed = parse_isolated(data, name, settings.max_document_bytes, ParseLimits.from_settings(settings),
+                                        on_wait=lambda: activity.heartbeat("parsing"))
+            except ApplicationError as err:
+                if err.non_retryable and err.type == BadDocument:
+                    store.put_artifact(failure_key, "parse_failure", {"reason": err.message, "uri": inp.uri})
+                raise
             segments = [{"locator": s.locator, "start": s.start, "end": s.end} for s in parsed.segments]
             store.put_document(digest, inp.uri, parsed.title, parsed.kind, parsed.text, segments, len(data))
             doc = {"title": parsed.title, "kind": parsed.kind, "text": parsed.text}
@@ -102,3 +115,10 @@ class SourceActivities:
             source_id=digest[:16], uri=inp.uri, title=doc["title"] or inp.title, kind=doc["kind"],
             status="parsed", content_hash=digest, chars=len(doc["text"]),
         )
+
+
+def _recorded(store, key: str) -> dict | None:
+    try:
+        return store.get_artifact(key)
+    except KeyError:
+        return None
