@@ -9,7 +9,6 @@ from temporalio import activity
 from deepsci.contracts import LlmUsage, Plan, PlanInput, SubQuestion
 from deepsci.engine import offline
 from deepsci.engine.model import ModelEngine
-from deepsci.heartbeat import heartbeating
 
 if TYPE_CHECKING:
     from activities.deps import Deps
@@ -18,18 +17,16 @@ __all__ = ["PlanActivities"]
 
 
 class PlanActivities:
-    def __init__(self, deps: Deps | None = None):
+    def __init__(self, deps: Deps):
         self.deps = deps
 
     @activity.defn(name="plan")
     def plan(self, inp: PlanInput) -> Plan:
-        llm = self.deps.llm if self.deps else None
-        if llm is None:
+        if self.deps.llm is None:
             subs, usage, mode = offline.plan(inp.question, inp.max_sub_questions), LlmUsage(), offline.MODE
         else:
-            engine = ModelEngine(llm)
-            with heartbeating():
-                subs, usage = engine.plan(inp.question, inp.max_sub_questions, inp.idempotency_key)
+            engine = ModelEngine(self.deps.llm)
+            subs, usage = engine.plan(inp.question, inp.max_sub_questions, inp.idempotency_key)
             mode = engine.mode
         return Plan(
             sub_questions=[SubQuestion(id=f"sq{i + 1}", text=t) for i, t in enumerate(subs)],

@@ -23,7 +23,6 @@ from deepsci.contracts import (
 )
 from deepsci.engine import offline
 from deepsci.engine.model import ModelEngine
-from deepsci.heartbeat import heartbeating
 from deepsci.report import render_report
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ class WritingActivities:
 
     @property
     def _model(self) -> ModelEngine | None:
-        return ModelEngine(self.deps.llm) if getattr(self.deps, "llm", None) else None
+        return ModelEngine(self.deps.llm) if self.deps.llm else None
 
     @activity.defn(name="draft")
     def draft(self, inp: DraftInput) -> DraftRef:
@@ -54,10 +53,9 @@ class WritingActivities:
                 inp.question, inp.sub_question.text, evidence, inp.notes,
                 max_sentences=offline.SECTION_SENTENCES * 2)]
         else:
-            with heartbeating():
-                res = engine.draft(inp.question, inp.sub_question.text,
-                                   [(e.point_id, chunks[e.point_id]) for e in inp.evidence if e.point_id in chunks],
-                                   inp.notes, inp.idempotency_key)
+            res = engine.draft(inp.question, inp.sub_question.text,
+                               [(e.point_id, chunks[e.point_id]) for e in inp.evidence if e.point_id in chunks],
+                               inp.notes, inp.idempotency_key)
             picked, dropped, usage = res.sentences, res.dropped, res.usage
         sentences = []
         for s in picked:
@@ -93,23 +91,22 @@ class WritingActivities:
             sections = [{"sub_question_id": ref.sub_question_id, "sub_question": d["sub_question"]["text"],
                          "claims": [s.get("text") or s["quote"] for s in d["sentences"]],
                          "dropped": len(d.get("dropped", []))} for ref, d in zip(inp.drafts, drafts, strict=True)]
-            with heartbeating():
-                found, usage = engine.critique(inp.question, sections, inp.reviewer_comment, inp.idempotency_key)
+            found, usage = engine.critique(inp.question, sections, inp.reviewer_comment, inp.idempotency_key)
             issues += [CritiqueIssue(sub_question_id=sq, kind="model", detail=p) for sq, p in found]
         return Critique(issues=issues, usage=usage)
 
     @activity.defn(name="aggregate")
     def aggregate(self, inp: AggregateInput) -> ReportRef:
         drafts = [self.deps.store.get_artifact(d.key) for d in inp.drafts]
-        engine = None if inp.partial else self._model
-        mode = engine.mode if engine else (self._model.mode if self._model else offline.MODE)
+        model = self._model
+        engine = None if inp.partial else model  # a partial report is rendered without a model call
+        mode = model.mode if model else offline.MODE
         markdown, citations = render_report(inp.question, mode, drafts, inp.sources, partial=inp.partial)
         usage, summary_lines = LlmUsage(), None
         if engine is not None and citations:
             by_section = _numbered_claims(drafts, citations)
-            with heartbeating():
-                points, _, usage = engine.summary(inp.question, by_section, {c.n for c in citations},
-                                                  inp.idempotency_key)
+            points, _, usage = engine.summary(inp.question, by_section, {c.n for c in citations},
+                                              inp.idempotency_key)
             if points:
                 summary_lines = [f"- {text} {''.join(f'[{n}]' for n in ns)}" for text, ns in points]
                 markdown, citations = render_report(inp.question, mode, drafts, inp.sources,

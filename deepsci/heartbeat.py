@@ -15,10 +15,11 @@ __all__ = ["heartbeating"]
 
 @contextmanager
 def heartbeating(every_s: float = 10.0) -> Iterator[None]:
-    """Send a heartbeat every ``every_s`` until the block ends; a no-op outside an activity."""
+    """Send a heartbeat now and every ``every_s`` until the block ends; a no-op outside an activity."""
     if not activity.in_activity():
         yield
         return
+    activity.heartbeat()
     ctx = contextvars.copy_context()  # the activity context lives in a contextvar
     stop = threading.Event()
 

@@ -247,28 +247,25 @@ class ResearchWorkflow:
         """Wait here while the budget forbids the next call: the first waiter saves the partial
         report; a `raise_budget` lifts the stop; at budget_wait_s the run ends (``_BudgetStop``)."""
         while (reason := self._over_budget()) is not None:
-            if self._budget_stop is None:
+            first = self._budget_stop is None
+            if first:
                 self._budget_stop = reason
                 self._budget_deadline = workflow.now() + timedelta(seconds=req.budget_wait_s)
                 resume = self._stage
                 self._set_stage("budget-exhausted")
                 workflow.logger.warning("stopped by budget: %s", reason)
                 self._partial = await self._aggregate_partial(req)
-                remaining = self._budget_deadline - workflow.now()
-                try:
-                    await workflow.wait_condition(lambda: self._over_budget() is None, timeout=remaining)
-                except TimeoutError:
-                    raise _BudgetStop(reason) from None
+            try:
+                # Other waiters also wake when the first one lifts the stop, and check again.
+                await workflow.wait_condition(
+                    lambda first=first: self._over_budget() is None or (not first and self._budget_stop is None),
+                    timeout=self._budget_deadline - workflow.now())
+            except TimeoutError:
+                raise _BudgetStop(self._budget_stop or reason) from None
+            if first:
                 self._budget_stop = None
                 self._budget_deadline = None
                 self._set_stage(resume)
-            else:
-                remaining = self._budget_deadline - workflow.now()
-                try:
-                    await workflow.wait_condition(
-                        lambda: self._over_budget() is None or self._budget_stop is None, timeout=remaining)
-                except TimeoutError:
-                    raise _BudgetStop(self._budget_stop) from None
 
     async def _llm(self, req: ResearchRequest, call: Callable[[], Awaitable[T]]) -> T:
         """One model step (plan, draft, critique, aggregate): budget check, usage totals, and

@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import LlmUsage
 from deepsci.errors import SchemaViolation
+from deepsci.heartbeat import heartbeating
 from deepsci.llm.provider import make_openai_client, provider_error
 from deepsci.llm.structured import ReplyError, parse_reply, strict_schema
 from deepsci.settings import Settings
@@ -55,11 +56,6 @@ class _Reply:
 
 def _current_attempt() -> int:
     return activity.info().attempt if activity.in_activity() else 1
-
-
-def _heartbeat() -> None:
-    if activity.in_activity():
-        activity.heartbeat()
 
 
 class LlmClient:
@@ -141,15 +137,15 @@ class LlmClient:
         if hit is not None:
             u = hit["usage"]
             return _Reply(hit["content"], u.get("problem"), LlmUsage.model_validate(u))
-        _heartbeat()
         try:
-            resp = self._client.chat.completions.create(
-                model=model,
-                messages=messages,
-                response_format={"type": "json_schema", "json_schema": {
-                    "name": schema.__name__, "schema": strict_schema(schema), "strict": True}},
-                **{self.settings.llm_max_tokens_param: self.settings.llm_max_output_tokens},
-            )
+            with heartbeating():  # a reply can take longer than the llm policy's heartbeat timeout
+                resp = self._client.chat.completions.create(
+                    model=model,
+                    messages=messages,
+                    response_format={"type": "json_schema", "json_schema": {
+                        "name": schema.__name__, "schema": strict_schema(schema), "strict": True}},
+                    **{self.settings.llm_max_tokens_param: self.settings.llm_max_output_tokens},
+                )
         except openai.OpenAIError as exc:
             raise provider_error(exc, base_url=self.settings.openai_base_url, model=model) from exc
         usage = self._usage(model, resp.usage)
