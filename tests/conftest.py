@@ -3,7 +3,6 @@ Qdrant local mode, and a guard that fails any connection leaving loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import shutil
 import socket
@@ -113,16 +112,12 @@ async def env():
 @pytest.fixture
 async def worker(env, deps):
     """All four task queues on a fresh prefix; yields the prefix (its workflow queue is `<p>-workflows`)."""
+    from tests.helpers import running
     from workers.main import build_workers
 
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    workers = build_workers(env.client, deps, prefix)
-    tasks = [asyncio.ensure_future(w.run()) for w in workers]
-    await asyncio.sleep(0)
-    yield prefix
-    await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
-    for t in tasks:
-        t.cancel()
+    async with running(build_workers(env.client, deps, prefix)):
+        yield prefix
 
 
 def pytest_configure(config):

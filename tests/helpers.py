@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
 
 from deepsci.contracts import Progress, ResearchRequest
 from workflows.research import ResearchWorkflow
@@ -28,3 +30,16 @@ async def wait_for_gate(handle: WorkflowHandle, gate: str, timeout_s: float = 12
         if loop.time() > deadline:
             raise AssertionError(f"gate {gate} never opened; stage {p.stage}")
         await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def running(workers: list[Worker]):
+    """Run Temporal workers for the duration of the block, then shut them down."""
+    tasks = [asyncio.ensure_future(w.run()) for w in workers]
+    await asyncio.sleep(0)
+    try:
+        yield
+    finally:
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        for t in tasks:
+            t.cancel()

@@ -19,6 +19,7 @@ from deepsci.contracts import GateDecision, NotifyInput, NotifyResult, ResearchR
 from deepsci.temporal_client import DATA_CONVERTER, ensure_search_attributes
 from starter.replay import replay_histories
 from tests.conftest import CORPUS
+from tests.helpers import running
 from workers.main import build_workers
 from workflows import search_attributes
 from workflows.research import MAX_REMINDERS_PER_GATE, ResearchWorkflow
@@ -45,19 +46,13 @@ async def skipping_env():
 @pytest.mark.parametrize("policy,status", [("reject", "rejected"), ("approve", "published")])
 async def test_gate_deadline_applies_the_request_policy(skipping_env, deps, policy, status):
     prefix = f"ts{uuid.uuid4().hex[:8]}"
-    workers = build_workers(skipping_env.client, deps, prefix)
-    tasks = [asyncio.ensure_future(w.run()) for w in workers]
-    try:
+    async with running(build_workers(skipping_env.client, deps, prefix)):
         req = ResearchRequest(question="What is full jitter in retry backoff?", corpus=str(CORPUS),
                               max_sub_questions=1, gate_deadline_s=3 * 24 * 3600,
                               deadline_policy=policy)
         result = await skipping_env.client.execute_workflow(
             ResearchWorkflow.run, req, id=f"research-deadline-{policy}-{prefix}",
             task_queue=f"{prefix}-workflows")
-    finally:
-        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
-        for t in tasks:
-            t.cancel()
     assert result.status == status
     assert result.decisions[0].reviewer == "deadline" and result.decisions[0].by_deadline
     assert result.decisions[0].decision == policy
@@ -68,16 +63,14 @@ class _Workers:
 
     def __init__(self, env: WorkflowEnvironment, deps):
         self.prefix = f"ts{uuid.uuid4().hex[:8]}"
-        self._workers = build_workers(env.client, deps, self.prefix)
+        self._running = running(build_workers(env.client, deps, self.prefix))
 
     async def __aenter__(self) -> str:
-        self._tasks = [asyncio.ensure_future(w.run()) for w in self._workers]
+        await self._running.__aenter__()
         return self.prefix
 
     async def __aexit__(self, *exc) -> None:
-        await asyncio.gather(*(w.shutdown() for w in self._workers), return_exceptions=True)
-        for t in self._tasks:
-            t.cancel()
+        await self._running.__aexit__(*exc)
 
 
 HOUR = 3600.0
@@ -229,18 +222,13 @@ async def test_a_failing_notifier_never_fails_or_holds_up_the_run(skipping_env, 
                           activities=[SourceActivities(deps).search, PublishActivities(deps).publish,
                                       broken_notify],
                           activity_executor=ThreadPoolExecutor(max_workers=4)))
-    tasks = [asyncio.ensure_future(w.run()) for w in workers]
     wid = f"research-notify-down-{prefix}"
-    try:
+    async with running(workers):
         result = await skipping_env.client.execute_workflow(
             ResearchWorkflow.run,
             _req(gate_deadline_s=24 * HOUR, reminder_interval_s=6 * HOUR, deadline_policy="escalate",
                  escalation_reviewers=["carol"]),
             id=wid, task_queue=f"{prefix}-workflows")
-    finally:
-        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
-        for t in tasks:
-            t.cancel()
     # every notification was retried and given up on, the deadline and its extension still held
     assert result.status == "rejected" and result.decisions[0].reviewer == "deadline"
     assert 48 * HOUR <= result.stats.duration_s < 49 * HOUR

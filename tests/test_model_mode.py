@@ -17,7 +17,7 @@ from deepsci.llm.client import LlmClient
 from deepsci.text import quote_in
 from tests.conftest import CORPUS
 from tests.fakes.openai_server import HALLUCINATED_QUOTE, FakeOpenAI
-from tests.helpers import start_run
+from tests.helpers import running, start_run
 from workers.main import build_workers
 from workflows import search_attributes as sa
 from workflows.research import ResearchWorkflow
@@ -39,14 +39,8 @@ async def model_workers(env, deps, fake: FakeOpenAI, **settings):
         "llm_timeout_s": 3.0, **settings})
     model_deps = dataclasses.replace(deps, settings=s, llm=LlmClient(s, deps.store))
     prefix = f"m{uuid.uuid4().hex[:10]}"
-    workers = build_workers(env.client, model_deps, prefix)
-    tasks = [asyncio.ensure_future(w.run()) for w in workers]
-    try:
+    async with running(build_workers(env.client, model_deps, prefix)):
         yield prefix
-    finally:
-        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
-        for t in tasks:
-            t.cancel()
 
 
 async def wait_progress(handle, pred, timeout_s: float = 90) -> Progress:

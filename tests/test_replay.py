@@ -18,7 +18,7 @@ from temporalio.client import WorkflowHistory
 from deepsci.contracts import GateDecision, ResearchRequest
 from starter.replay import load_history_file, replay_histories
 from tests.conftest import CORPUS
-from tests.helpers import start_run, wait_for_gate
+from tests.helpers import running, start_run, wait_for_gate
 from tests.nondeterministic_variant import ResearchWorkflowWithExtraStep
 from workers.main import build_workers
 from workflows.investigate import InvestigateWorkflow
@@ -142,14 +142,8 @@ async def test_record_histories(env, worker, deps, settings):
         await asyncio.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    workers = build_workers(client, deps, prefix)
-    tasks = [asyncio.ensure_future(w.run()) for w in workers]
-    try:
+    async with running(build_workers(client, deps, prefix)):
         await h.result()
-    finally:
-        await asyncio.gather(*(w.shutdown() for w in workers))
-        for t in tasks:
-            t.cancel()
     await save("crash-recovered", h)
 
     # budget-exhausted: offline, stopped after the plan, nobody raises it, the partial report is kept

@@ -25,7 +25,7 @@ from deepsci.search_providers import (
     search_chain,
 )
 from tests.fakes.web import ArxivFake, BraveFake, DocServer, SearxngFake, TavilyFake
-from tests.helpers import start_run
+from tests.helpers import running, start_run
 
 FAST = {"rate_per_s": 1000.0, "burst": 10, "timeout_s": 5.0}
 RESULTS = [
@@ -197,16 +197,12 @@ async def test_run_with_searxng_cites_fetched_pages(env, deps):
     })
     custom = dataclasses.replace(deps, settings=settings)
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    workers = build_workers(env.client, custom, prefix)
-    tasks = [asyncio.ensure_future(w.run()) for w in workers]
     try:
-        req = ResearchRequest(question="How do circuit breakers protect model providers?", search=["searxng"],
-                              auto_approve=True, max_sub_questions=2, max_sources_per_sub_question=5)
-        result = await asyncio.wait_for((await start_run(env.client, prefix, req)).result(), 300)
+        async with running(build_workers(env.client, custom, prefix)):
+            req = ResearchRequest(question="How do circuit breakers protect model providers?", search=["searxng"],
+                                  auto_approve=True, max_sub_questions=2, max_sources_per_sub_question=5)
+            result = await asyncio.wait_for((await start_run(env.client, prefix, req)).result(), 300)
     finally:
-        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
-        for t in tasks:
-            t.cancel()
         doc.stop()
         sx.stop()
 

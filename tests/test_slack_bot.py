@@ -21,6 +21,7 @@ from deepsci.slack.bridge import TemporalBridge
 from deepsci.slack.serve import EVENTS_PATH, http_server
 from tests.conftest import CORPUS
 from tests.fakes.slack import CHANNEL, SECRET, TOKEN, SlackFake, command_body, interaction_body, sign
+from tests.helpers import running
 from workers.main import build_workers
 from workflows.research import ResearchWorkflow
 
@@ -107,20 +108,16 @@ async def stack(env, deps, settings):
         prefix = f"tslack{uuid.uuid4().hex[:6]}"
         s = settings.model_copy(update={**slack_fields, "task_queue_prefix": prefix,
                                         "temporal_address": env.client.service_client.config.target_host})
-        workers = build_workers(env.client, dataclasses.replace(deps, settings=s), prefix)
-        tasks = [asyncio.ensure_future(w.run()) for w in workers]
-        bridge = TemporalBridge(s).start()
-        server = http_server(build_app(s, bridge), "127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        try:
-            yield Stack(slack, f"http://127.0.0.1:{server.server_port}{EVENTS_PATH}", prefix, env.client)
-        finally:
-            server.shutdown()
-            server.server_close()
-            bridge.close()
-            await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
-            for t in tasks:
-                t.cancel()
+        async with running(build_workers(env.client, dataclasses.replace(deps, settings=s), prefix)):
+            bridge = TemporalBridge(s).start()
+            server = http_server(build_app(s, bridge), "127.0.0.1", 0)
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+            try:
+                yield Stack(slack, f"http://127.0.0.1:{server.server_port}{EVENTS_PATH}", prefix, env.client)
+            finally:
+                server.shutdown()
+                server.server_close()
+                bridge.close()
 
 
 async def _start(stack: Stack, **kw) -> str:

@@ -3,7 +3,6 @@ escalation as replies in its thread, and the message edited when the deadline de
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 
@@ -14,6 +13,7 @@ from deepsci.contracts import ResearchRequest
 from deepsci.temporal_client import DATA_CONVERTER, ensure_search_attributes
 from tests.conftest import CORPUS
 from tests.fakes.slack import CHANNEL, TOKEN, SlackFake
+from tests.helpers import running
 from tests.test_deadline import _test_server
 from workers.main import build_workers
 from workflows import search_attributes
@@ -36,11 +36,9 @@ async def test_reminders_escalation_and_expiry_in_the_gate_messages_thread(skipp
         s = deps.settings.model_copy(update={"slack_bot_token": TOKEN, "slack_channel": CHANNEL,
                                              "slack_api_url": slack.api_url})
         prefix = f"tss{uuid.uuid4().hex[:8]}"
-        workers = build_workers(skipping_env.client, dataclasses.replace(deps, settings=s), prefix)
-        tasks = [asyncio.ensure_future(w.run()) for w in workers]
         slack.fail("chat.postMessage", status=429, retry_after="20")  # the first post is rate limited
         wid = f"research-slack-deadline-{prefix}"
-        try:
+        async with running(build_workers(skipping_env.client, dataclasses.replace(deps, settings=s), prefix)):
             result = await skipping_env.client.execute_workflow(
                 ResearchWorkflow.run,
                 ResearchRequest(question="What is full jitter in retry backoff?", corpus=str(CORPUS),
@@ -48,10 +46,6 @@ async def test_reminders_escalation_and_expiry_in_the_gate_messages_thread(skipp
                                 deadline_policy="escalate", allowed_reviewers=["U0ANN"],
                                 escalation_reviewers=["U0CAROL"]),
                 id=wid, task_queue=f"{prefix}-workflows")
-        finally:
-            await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
-            for t in tasks:
-                t.cancel()
 
     assert result.status == "rejected" and result.decisions[0].reviewer == "deadline"
     (msg,) = slack.top_level()  # one gate message, despite the rate-limited first attempt

@@ -30,6 +30,7 @@ from deepsci.slack.serve import missing_settings
 from tests.conftest import CORPUS
 from tests.fakes.slack import APP_TOKEN, CHANNEL, TOKEN, SlackFake
 from tests.fakes.slack_socket import SocketModeFake, accept_key
+from tests.helpers import running
 from workers.main import build_workers
 from workflows.research import ResearchWorkflow
 
@@ -102,16 +103,12 @@ async def stack(env, deps, settings):
             "slack_channel": CHANNEL, "slack_api_url": slack.api_url, "slack_approvers": [ANN],
             "task_queue_prefix": prefix, "temporal_address": env.client.service_client.config.target_host})
         assert missing_settings(s, http=False) == []  # Socket Mode needs no signing secret
-        workers = build_workers(env.client, dataclasses.replace(deps, settings=s), prefix)
-        tasks = [asyncio.ensure_future(w.run()) for w in workers]
-        bridge = TemporalBridge(s).start()
-        try:
-            yield s, slack, ws, bridge, prefix
-        finally:
-            bridge.close()
-            await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
-            for t in tasks:
-                t.cancel()
+        async with running(build_workers(env.client, dataclasses.replace(deps, settings=s), prefix)):
+            bridge = TemporalBridge(s).start()
+            try:
+                yield s, slack, ws, bridge, prefix
+            finally:
+                bridge.close()
 
 
 async def test_envelopes_over_socket_mode_decide_a_gate_and_answer_commands(env, stack):
