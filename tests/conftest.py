@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from deepsci.settings import REPO_ROOT, Settings
-
-CORPUS = REPO_ROOT / "evals" / "corpus"
+from deepsci.settings import Settings
+from tests.helpers import CORPUS, free_port
 
 # ---------------------------------------------------------------- no test reaches the internet
 
@@ -46,12 +45,6 @@ def _guarded_connect_ex(self, address):
 
 socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- servers

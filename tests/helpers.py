@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import uuid
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from deepsci.contracts import Progress, ResearchRequest
+from deepsci.settings import REPO_ROOT
 from workflows.research import ResearchWorkflow
+
+CORPUS = REPO_ROOT / "evals" / "corpus"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 async def start_run(client: Client, prefix: str, req: ResearchRequest, wid: str | None = None) -> WorkflowHandle:

@@ -15,9 +15,8 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 from deepsci.contracts import BudgetRaise, Progress, ResearchRequest
 from deepsci.llm.client import LlmClient
 from deepsci.text import quote_in
-from tests.conftest import CORPUS
 from tests.fakes.openai_server import HALLUCINATED_QUOTE, FakeOpenAI
-from tests.helpers import running, start_run
+from tests.helpers import CORPUS, running, start_run
 from workers.main import build_workers
 from workflows import search_attributes as sa
 from workflows.research import ResearchWorkflow

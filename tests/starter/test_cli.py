@@ -9,8 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import CORPUS
-from tests.helpers import wait_for_gate
+from tests.helpers import CORPUS, wait_for_gate
 
 DEEPSCI = str(Path(sys.executable).parent / "deepsci")
 

@@ -8,8 +8,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from deepsci.contracts import GateDecision, ResearchRequest
-from tests.conftest import CORPUS
-from tests.helpers import start_run, wait_for_gate
+from tests.helpers import CORPUS, start_run, wait_for_gate
 from workflows.research import ResearchWorkflow
 
 QUESTION = "How should retries use exponential backoff and jitter?"

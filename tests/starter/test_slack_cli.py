@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
 from tests.fakes.slack import CHANNEL, SECRET, TOKEN, SlackFake, command_body, sign
+from tests.helpers import free_port
 
 DEEPSCI = str(Path(sys.executable).parent / "deepsci")
 

@@ -8,9 +8,8 @@ import json
 
 from deepsci.contracts import GateDecision, ResearchRequest
 from starter.cli import pending_runs
-from tests.conftest import CORPUS
-from tests.helpers import start_run, wait_for_gate
-from tests.test_cli import _deepsci, _env
+from tests.helpers import CORPUS, start_run, wait_for_gate
+from tests.starter.test_cli import _deepsci, _env
 from workflows.research import ResearchWorkflow
 
 

@@ -9,8 +9,7 @@ import subprocess
 
 from deepsci.contracts import ResearchRequest
 from starter.stack import temporal_binary
-from tests.conftest import CORPUS
-from tests.helpers import start_run, wait_for_gate
+from tests.helpers import CORPUS, start_run, wait_for_gate
 from workflows.research import ResearchWorkflow
 
 

@@ -215,7 +215,7 @@ def test_slow_server_times_out_retryably(doc):
 
 def test_down_server_is_retryable(doc):
     f = make(allow=["127.0.0.0/8"])
-    from tests.conftest import free_port
+    from tests.helpers import free_port
 
     err = refused(f, f"http://127.0.0.1:{free_port()}/")
     assert err.type == "FetchError" and not err.non_retryable

@@ -10,8 +10,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
 from deepsci.contracts import ResearchRequest
-from tests.conftest import CORPUS
-from tests.helpers import start_run
+from tests.helpers import CORPUS, start_run
 
 
 async def test_reset_after_plan_gate_publishes_once(env, worker, deps):

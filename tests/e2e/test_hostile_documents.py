@@ -23,8 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import ResearchRequest
 from deepsci.sandbox import ParseLimits, parse_isolated
-from tests.conftest import CORPUS
-from tests.helpers import start_run
+from tests.helpers import CORPUS, start_run
 from tests.hostile_docs import LIMIT_BYTES, Hostile, generate
 
 GROUPS = ("kestrel", "falcon")  # words no document contains: each sub-question finds its half by file name

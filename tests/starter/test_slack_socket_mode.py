@@ -27,10 +27,9 @@ from deepsci.slack import blocks as bk
 from deepsci.slack.bot import USAGE, build_app
 from deepsci.slack.bridge import TemporalBridge
 from deepsci.slack.serve import missing_settings
-from tests.conftest import CORPUS
 from tests.fakes.slack import APP_TOKEN, CHANNEL, TOKEN, SlackFake
 from tests.fakes.slack_socket import SocketModeFake, accept_key
-from tests.helpers import running
+from tests.helpers import CORPUS, running
 from workers.main import build_workers
 from workflows.research import ResearchWorkflow
 

@@ -19,9 +19,8 @@ from deepsci.slack import blocks as bk
 from deepsci.slack.bot import build_app
 from deepsci.slack.bridge import TemporalBridge
 from deepsci.slack.serve import EVENTS_PATH, http_server
-from tests.conftest import CORPUS
 from tests.fakes.slack import CHANNEL, SECRET, TOKEN, SlackFake, command_body, interaction_body, sign
-from tests.helpers import running
+from tests.helpers import CORPUS, running
 from workers.main import build_workers
 from workflows.research import ResearchWorkflow
 

@@ -7,7 +7,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from deepsci.parsing import parse_document, sniff_kind
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 LIMIT = 10 * 1024 * 1024
 

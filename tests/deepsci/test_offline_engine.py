@@ -6,7 +6,7 @@ from deepsci.chunking import chunk_document, point_id
 from deepsci.engine import offline
 from deepsci.parsing import parse_document
 from deepsci.text import sentence_spans
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 EVIDENCE = [
     ("p1", "Full jitter picks a random delay between zero and the current backoff ceiling. "

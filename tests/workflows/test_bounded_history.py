@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from deepsci.contracts import ResearchRequest
 from tests.helpers import start_run
-from tests.test_runs import _payloads
+from tests.starter.test_runs import _payloads
 
 GROUPS = {
     "alpha": "widget calibration drift",

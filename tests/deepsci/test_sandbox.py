@@ -22,7 +22,7 @@ from deepsci.errors import BadDocument, non_retryable
 from deepsci.parsing import ParsedDocument, Segment, parse_document
 from deepsci.sandbox import ParseLimits, needs_isolation, parse_isolated
 from deepsci.settings import Settings
-from tests.conftest import CORPUS
+from tests.helpers import CORPUS
 
 PDF = b"%PDF-1.7\n% a PDF header, so the bytes go to the sandbox\n"
 LIMIT = 20 * 1024 * 1024

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from deepsci.contracts import ResearchRequest
 from starter.runs import report_json
-from tests.conftest import CORPUS
-from tests.helpers import start_run
+from tests.helpers import CORPUS, start_run
 
 DATASET = json.loads((CORPUS.parent / "datasets" / "agent_reliability.json").read_text())
 

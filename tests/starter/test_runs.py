@@ -9,8 +9,7 @@ from temporalio.api.common.v1 import Payload
 from deepsci.contracts import ResearchRequest
 from deepsci.settings import Settings
 from starter.runs import start_or_attach, workflow_id_for
-from tests.conftest import CORPUS
-from tests.helpers import start_run
+from tests.helpers import CORPUS, start_run
 
 
 async def test_same_id_twice_is_one_run(env, worker, settings):

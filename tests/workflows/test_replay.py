@@ -17,14 +17,13 @@ from temporalio.client import WorkflowHistory
 
 from deepsci.contracts import GateDecision, ResearchRequest
 from starter.replay import load_history_file, replay_histories
-from tests.conftest import CORPUS
-from tests.helpers import running, start_run, wait_for_gate
-from tests.nondeterministic_variant import ResearchWorkflowWithExtraStep
+from tests.helpers import CORPUS, running, start_run, wait_for_gate
+from tests.workflows.nondeterministic_variant import ResearchWorkflowWithExtraStep
 from workers.main import build_workers
 from workflows.investigate import InvestigateWorkflow
 from workflows.research import ResearchWorkflow
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).parent.parent / "histories"
 TAG = os.environ.get("DEEPSCI_RECORD_TAG", "rec")  # a new tag keeps older histories beside new ones
 SCENARIOS = ("happy-path", "plan-rejected", "revision-rounds", "crash-recovered", "model-budget-quota",
              "budget-exhausted")
@@ -156,8 +155,8 @@ async def test_record_histories(env, worker, deps, settings):
     # model-budget-quota: model mode on the fake OpenAI server; a quota error parks the run, then
     # max_llm_calls stops it, `raise_budget` resumes it, both gates decided by Update
     from deepsci.contracts import BudgetRaise
+    from tests.e2e.test_model_mode import model_workers, wait_progress
     from tests.fakes.openai_server import FakeOpenAI
-    from tests.test_model_mode import model_workers, wait_progress
 
     with FakeOpenAI(faults=["insufficient_quota"]) as fake:
         async with model_workers(env, deps, fake) as mprefix:

@@ -11,10 +11,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from deepsci.contracts import ResearchRequest
 from deepsci.temporal_client import DATA_CONVERTER, ensure_search_attributes
-from tests.conftest import CORPUS
 from tests.fakes.slack import CHANNEL, TOKEN, SlackFake
-from tests.helpers import running
-from tests.test_deadline import _test_server
+from tests.helpers import CORPUS, running
+from tests.workflows.test_deadline import _test_server
 from workers.main import build_workers
 from workflows import search_attributes
 from workflows.research import ResearchWorkflow

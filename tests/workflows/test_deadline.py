@@ -18,8 +18,7 @@ from activities.sources import SourceActivities
 from deepsci.contracts import GateDecision, NotifyInput, NotifyResult, ResearchRequest
 from deepsci.temporal_client import DATA_CONVERTER, ensure_search_attributes
 from starter.replay import replay_histories
-from tests.conftest import CORPUS
-from tests.helpers import running
+from tests.helpers import CORPUS, running
 from workers.main import build_workers
 from workflows import search_attributes
 from workflows.research import MAX_REMINDERS_PER_GATE, ResearchWorkflow
