@@ -11,17 +11,28 @@ Rules (docs/fetching-and-search.md):
   6to4, NAT64 and Teredo forms of a refused IPv4 address.
 - The connection goes to the address that was checked: a network backend under httpx resolves
   once, checks, and connects to that IP (TLS still verifies the certificate for the host name).
-- Redirects are followed by hand, at most ``max_redirects``, and every hop is checked again.
-- The body is streamed and capped at ``max_bytes`` (a declared larger Content-Length is refused
-  before reading); a total wall-clock budget ``timeout_s`` covers the whole fetch.
+- Redirects are followed by hand, at most ``max_redirects``, and every hop is checked again
+  (httpx's own redirect machinery is not used: a ``Location`` of ``data:``/``mailto:``/... is
+  refused here with a reason, not raised from inside httpx).
+- The body is read raw and decoded here under the cap ``max_bytes`` (``deepsci.http_body``: one
+  gzip/deflate layer at most, a declared larger Content-Length refused before reading).
+- ONE wall-clock deadline ``timeout_s`` covers the whole fetch: connect, TLS, headers, 1xx
+  replies, every redirect hop and the body (``deepsci.http_deadline``): a server trickling
+  headers or ``102 Processing`` cannot hold the thread past it.
 - TLS verification is never turned off; proxies from the environment are not used.
 
-Refusals raise non-retryable ``BlockedSource`` / ``BadDocument`` errors with the reason; HTTP
-failures go through ``deepsci.errors.http_error`` (429/5xx retryable with Retry-After, 4xx fail
-fast); timeouts and connection failures are retryable.
+Every failure is an ``ApplicationError`` chosen on purpose, never a raw exception:
+non-retryable ``BlockedSource`` (the URL or an address may not be read, an invalid URL or host
+name) and ``BadDocument`` (too large, refused encoding, malformed HTTP); HTTP statuses go
+through ``deepsci.errors.http_error`` (429/5xx retryable with Retry-After, 4xx fail fast);
+``FetchTimeout`` (the deadline) and ``FetchError`` (connection refused/reset, DNS failure) are
+retryable.
 
 ``allow_hosts`` (setting ``fetch_allow_hosts``) lists exceptions for tests and intranets:
-``host``, ``host:port``, an IP, ``ip:port``, ``[v6]:port`` or a CIDR (``10.1.0.0/16``).
+``host``, ``host:port``, an IP, ``ip:port``, ``[v6]:port`` or a CIDR (``10.1.0.0/16``). An IP or
+CIDR entry allows exactly those addresses. A NAME entry allows what the name resolves to when
+that is loopback or private (an intranet host), but never a cloud metadata, link-local,
+unspecified, multicast or reserved address: DNS is not trusted to say where a name points.
 """
 
 from __future__ import annotations
@@ -33,14 +44,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
 import httpx
 from temporalio.exceptions import ApplicationError
 
 from deepsci.errors import BadDocument, BlockedSource, http_error, non_retryable
+from deepsci.http_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_capped
+from deepsci.http_deadline import DeadlineBackend, deadline, deadline_transport, time_left
 from deepsci.parsing import sniff_kind
 
-__all__ = ["SafeFetcher", "Fetched", "Resolver", "address_block_reason", "system_resolver", "AllowList"]
+__all__ = ["SafeFetcher", "Fetched", "Resolver", "address_block_reason", "named_host_block_reason",
+           "system_resolver", "AllowList"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
@@ -70,10 +83,10 @@ def _ip(text: str) -> IPAddress:
     return ipaddress.ip_address(text.split("%", 1)[0])  # drop an IPv6 zone id
 
 
-def address_block_reason(ip: IPAddress) -> str | None:
-    """Why a run may not connect to ``ip``, or None when it is a public address."""
+def _classify(ip: IPAddress) -> tuple[str, bool] | None:
+    """(why ``ip`` is refused, whether even an allow-listed host NAME may not reach it), or None."""
     if ip in METADATA_ADDRESSES:
-        return f"{ip} is a cloud metadata address"
+        return f"{ip} is a cloud metadata address", True
     if isinstance(ip, ipaddress.IPv6Address):
         embedded: IPAddress | None = None
         form = ""
@@ -86,27 +99,51 @@ def address_block_reason(ip: IPAddress) -> str | None:
         elif ip in _NAT64 or ip in _NAT64_LOCAL:
             embedded, form = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "NAT64"
         if embedded is not None:
-            inner = address_block_reason(embedded)
+            inner = _classify(embedded)
             if inner:
-                return f"{ip} is the {form} form of {inner}"
-    checks = (
-        ("is_unspecified", "unspecified"),
-        ("is_loopback", "loopback"),
-        ("is_link_local", "link-local (cloud metadata range)"),
-        ("is_multicast", "multicast"),
-        ("is_reserved", "reserved"),
-        ("is_private", "private"),
+                return f"{ip} is the {form} form of {inner[0]}", inner[1]
+    checks = (  # (attribute, what, hard): loopback and private are an intranet's; the rest never is
+        ("is_unspecified", "unspecified", True),
+        ("is_loopback", "loopback", False),
+        ("is_link_local", "link-local (cloud metadata range)", True),
+        ("is_multicast", "multicast", True),
+        ("is_reserved", "reserved", True),
+        ("is_private", "private", False),
     )
-    for attr, what in checks:
+    for attr, what, hard in checks:
         if getattr(ip, attr):
-            return f"{ip} is a {what} address"
+            return f"{ip} is a {what} address", hard
     if isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED:
-        return f"{ip} is a shared (carrier-grade NAT) address"
+        return f"{ip} is a shared (carrier-grade NAT) address", False
     if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
-        return f"{ip} is a site-local address"
+        return f"{ip} is a site-local address", False
     if not ip.is_global:
-        return f"{ip} is not a public address"
+        return f"{ip} is not a public address", False
     return None
+
+
+def address_block_reason(ip: IPAddress) -> str | None:
+    """Why a run may not connect to ``ip``, or None when it is a public address."""
+    found = _classify(ip)
+    return found[0] if found else None
+
+
+def named_host_block_reason(ip: IPAddress) -> str | None:
+    """Why a host allow-listed by NAME still may not reach ``ip`` (metadata, link-local...), or None."""
+    found = _classify(ip)
+    return found[0] if found and found[1] else None
+
+
+def _ascii_host(host: str) -> str:
+    """The host name as the resolver will see it; raises ``BlockedSource`` for a name that cannot exist."""
+    try:
+        name = host.encode("idna").decode("ascii")  # the codec socket.getaddrinfo itself applies
+    except UnicodeError as err:
+        raise non_retryable(BlockedSource, f"invalid host name {host!r}: {err}") from err
+    labels = name.split(".")
+    if len(name) > 253 or any(not label or len(label) > 63 for label in labels):
+        raise non_retryable(BlockedSource, f"invalid host name {host!r}: empty or over-long label")
+    return name
 
 
 class AllowList:
@@ -167,11 +204,15 @@ class _Guard:
             addresses = [name.split("%", 1)[0]]
         except ValueError:
             addresses = []
-        try:
-            addresses = addresses or list(self.resolver(name, port))
-        except (OSError, UnicodeError) as err:
-            # A name that does not resolve may resolve later (DNS outage): retryable.
-            raise ApplicationError(f"cannot resolve {host}: {err}", type="FetchError") from err
+        if not addresses:
+            name = _ascii_host(name)
+            try:
+                addresses = list(self.resolver(name, port))
+            except UnicodeError as err:
+                raise non_retryable(BlockedSource, f"invalid host name {host!r}: {err}") from err
+            except OSError as err:
+                # A name that does not resolve may resolve later (DNS outage): retryable.
+                raise ApplicationError(f"cannot resolve {host}: {err}", type="FetchError") from err
         if not addresses:
             raise ApplicationError(f"cannot resolve {host}: no addresses", type="FetchError")
         checked: list[str] = []
@@ -180,28 +221,29 @@ class _Guard:
                 ip = _ip(addr)
             except ValueError as err:
                 raise non_retryable(BlockedSource, f"{host} resolved to a non-IP address {addr!r}") from err
-            if by_name or self.allow.allows_ip(ip, port):
+            if self.allow.allows_ip(ip, port):
                 checked.append(str(ip))
                 continue
-            reason = address_block_reason(ip)
+            reason = named_host_block_reason(ip) if by_name else address_block_reason(ip)
             if reason:
                 shown = "" if str(ip) == name else f"{host} resolves to "
-                raise non_retryable(BlockedSource, f"blocked: {shown}{reason} (port {port})")
+                also = " (even for an allow-listed host name)" if by_name else ""
+                raise non_retryable(BlockedSource, f"blocked: {shown}{reason}{also} (port {port})")
             checked.append(str(ip))
         return checked[0]
 
 
-class _PinnedBackend(httpcore.SyncBackend):
-    """httpcore network backend: every TCP connection goes to an address the guard just checked."""
+class _PinnedBackend(DeadlineBackend):
+    """Network backend: every TCP connection goes to an address the guard just checked, under the deadline."""
 
     def __init__(self, guard: _Guard):
         super().__init__()
         self.guard = guard
 
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+    def open_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         ip = self.guard.check_host(host, port)
-        return super().connect_tcp(ip, port, timeout=timeout, local_address=local_address,
-                                   socket_options=socket_options)
+        return super().open_tcp(ip, port, timeout=timeout, local_address=local_address,
+                                socket_options=socket_options)
 
 
 @dataclass(frozen=True)
@@ -245,16 +287,12 @@ class SafeFetcher:
                  resolver: Resolver | None = None):
         self.max_bytes, self.timeout_s, self.max_redirects = max_bytes, timeout_s, max_redirects
         self.guard = _Guard(AllowList(allow_hosts), resolver or system_resolver)
-        transport = httpx.HTTPTransport(verify=True, retries=0, trust_env=False)
-        pool = transport._pool  # noqa: SLF001 - the one seam httpx offers for the network backend
-        if not hasattr(pool, "_network_backend"):  # pragma: no cover - guards an httpcore change
-            raise RuntimeError("httpcore has no _network_backend: cannot pin fetched addresses")
-        pool._network_backend = _PinnedBackend(self.guard)  # noqa: SLF001
-        self.client = httpx.Client(
-            transport=transport, follow_redirects=False, trust_env=False,
-            timeout=httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s)),
-            headers={"User-Agent": user_agent, "Accept": "text/html,application/pdf,text/*;q=0.9,*/*;q=0.5"},
-        )
+        # The transport, not an httpx.Client: no cookies kept between sources, and no redirect
+        # handling of httpx's own (it raises on a Location such as "mailto:x" before we see it).
+        self.transport = deadline_transport(_PinnedBackend(self.guard), verify=True, retries=0, trust_env=False)
+        self.timeout = httpx.Timeout(timeout_s, connect=min(connect_timeout_s, timeout_s))
+        self.headers = {"User-Agent": user_agent, "Accept-Encoding": ACCEPT_ENCODING,
+                        "Accept": "text/html,application/pdf,text/*;q=0.9,*/*;q=0.5"}
 
     @classmethod
     def from_settings(cls, settings, resolver: Resolver | None = None) -> SafeFetcher:
@@ -264,7 +302,7 @@ class SafeFetcher:
                    resolver=resolver)
 
     def close(self) -> None:
-        self.client.close()
+        self.transport.close()
 
     def check_url(self, url: str) -> str:
         """Refuse a URL the run may not read (scheme, credentials, address); returns the checked IP."""
@@ -274,68 +312,107 @@ class SafeFetcher:
         except ValueError as err:
             raise non_retryable(BlockedSource, f"invalid URL {url!r}: {err}") from err
         if parts.scheme.lower() not in ("http", "https"):
-            raise non_retryable(BlockedSource, f"unsupported URL scheme {parts.scheme!r}: {url}")
+            raise non_retryable(BlockedSource, f"unsupported URL scheme {parts.scheme!r}: {url[:200]}")
         if parts.username or parts.password:
             raise non_retryable(BlockedSource, f"credentials in the URL are not allowed: {parts.hostname}")
         if not parts.hostname:
-            raise non_retryable(BlockedSource, f"URL has no host: {url}")
-        return self.guard.check_host(parts.hostname, port)
+            raise non_retryable(BlockedSource, f"URL has no host: {url[:200]}")
+        ip = self.guard.check_host(parts.hostname, port)
+        try:
+            httpx.URL(url)  # what the transport will parse: refuse here what it would refuse there
+        except (httpx.InvalidURL, ValueError, UnicodeError) as err:
+            raise non_retryable(BlockedSource, f"invalid URL {url[:200]!r}: {err}") from err
+        return ip
 
     def fetch(self, url: str, progress: Callable[[], object] | None = None) -> Fetched:
-        """GET ``url`` following at most ``max_redirects`` checked redirects; the body capped."""
-        deadline = time.monotonic() + self.timeout_s
-        current = url
-        for hop in range(self.max_redirects + 1):
-            self.check_url(current)  # a readable reason first; the backend re-checks what it connects to
-            if progress is not None:
-                progress()
-            try:
-                httpx.URL(current)
-            except httpx.InvalidURL as err:
-                raise non_retryable(BlockedSource, f"invalid URL {current!r}: {err}") from err
-            try:
-                with self.client.stream("GET", current) as resp:
-                    if resp.status_code in REDIRECT_CODES:
-                        location = resp.headers.get("location")
-                        if not location:
-                            raise non_retryable(BadDocument, f"redirect {resp.status_code} without Location: {current}")
-                        if hop == self.max_redirects:
-                            raise non_retryable(BlockedSource,
-                                                f"too many redirects (more than {self.max_redirects}) from {url}")
-                        current = urljoin(current, location)
-                        continue
-                    if resp.status_code >= 400:
-                        raise http_error(f"fetch {urlsplit(current).hostname}", resp.status_code,
-                                         current, resp.headers.get("retry-after"))
-                    data = self._read(resp, current, deadline, progress)
-                    ctype = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-                    return Fetched(url=current, status=resp.status_code, content_type=ctype, data=data,
-                                   kind=_kind(data, current, ctype))
-            except ApplicationError:
-                raise
-            except httpx.TimeoutException as err:
-                raise ApplicationError(f"fetch timed out ({type(err).__name__}): {current}",
-                                       type="FetchTimeout") from err
-            except httpx.HTTPError as err:
-                raise ApplicationError(f"fetch failed ({type(err).__name__}: {err}): {current}",
-                                       type="FetchError") from err
+        """GET ``url`` following at most ``max_redirects`` checked redirects, all within ``timeout_s``."""
+        with deadline(self.timeout_s):
+            current = url
+            for hop in range(self.max_redirects + 1):
+                if hop:
+                    self._check_time(current)
+                try:
+                    self.check_url(current)  # a readable reason first; the backend re-checks what it connects to
+                    if progress is not None:
+                        progress()
+                    got = self._get(current, progress)
+                except ApplicationError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - every failure leaves as a reason chosen here
+                    raise self._error(err, current) from err
+                if isinstance(got, Fetched):
+                    return got
+                if hop == self.max_redirects:
+                    raise non_retryable(BlockedSource,
+                                        f"too many redirects (more than {self.max_redirects}) from {url}")
+                try:
+                    current = urljoin(current, got)
+                except ValueError as err:
+                    raise non_retryable(BlockedSource,
+                                        f"invalid redirect Location {got[:200]!r} from {current}") from err
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read(self, resp: httpx.Response, url: str, deadline: float,
-              progress: Callable[[], object] | None) -> bytes:
-        declared = resp.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
-            raise non_retryable(BadDocument, f"document is {declared} bytes (limit {self.max_bytes}): {url}")
-        buf = bytearray()
-        last = time.monotonic()
-        for chunk in resp.iter_bytes():  # decoded: a gzip bomb hits the cap too
-            buf += chunk
-            if len(buf) > self.max_bytes:
-                raise non_retryable(BadDocument, f"document exceeds {self.max_bytes} bytes (stopped reading): {url}")
+    def _get(self, url: str, progress: Callable[[], object] | None) -> Fetched | str:
+        """One hop: the document, or the raw Location of a redirect."""
+        request = httpx.Request("GET", url, headers=self.headers, extensions={"timeout": self.timeout.as_dict()})
+        resp = self.transport.handle_request(request)
+        try:
+            if resp.status_code in REDIRECT_CODES:
+                location = resp.headers.get("location")
+                if not location:
+                    raise non_retryable(BadDocument, f"redirect {resp.status_code} without Location: {url}")
+                return location
+            if resp.status_code >= 400:
+                raise http_error(f"fetch {urlsplit(url).hostname}", resp.status_code, url,
+                                 resp.headers.get("retry-after"))
+            data = read_capped(resp, self.max_bytes, self._ticker(url, progress))
+        finally:
+            resp.close()
+        ctype = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        return Fetched(url=url, status=resp.status_code, content_type=ctype, data=data, kind=_kind(data, url, ctype))
+
+    def _ticker(self, url: str, progress: Callable[[], object] | None) -> Callable[[], None]:
+        last = [time.monotonic()]
+
+        def tick() -> None:
+            self._check_time(url)
             now = time.monotonic()
-            if now > deadline:
-                raise ApplicationError(f"fetch took longer than {self.timeout_s:g} s: {url}", type="FetchTimeout")
-            if progress is not None and now - last >= 1.0:
+            if progress is not None and now - last[0] >= 1.0:
                 progress()
-                last = now
-        return bytes(buf)
+                last[0] = now
+        return tick
+
+    def _check_time(self, url: str) -> None:
+        left = time_left()
+        if left is not None and left <= 0:
+            raise ApplicationError(f"fetch took longer than {self.timeout_s:g} s: {url}", type="FetchTimeout")
+
+    def _error(self, err: Exception, url: str) -> ApplicationError:
+        """The one place a fetch failure gets its type: retryable only where a retry can help."""
+        name = type(err).__name__
+        if isinstance(err, BodyTooLarge):
+            return non_retryable(BadDocument, f"document {str(err).replace('body ', '', 1)}: {url}")
+        if isinstance(err, BadEncoding):
+            return non_retryable(BadDocument, f"{err}: {url}")
+        if isinstance(err, httpx.TimeoutException):
+            left = time_left()
+            if left is not None and left <= 0.05:
+                return ApplicationError(f"fetch took longer than {self.timeout_s:g} s ({name}): {url}",
+                                        type="FetchTimeout")
+            return ApplicationError(f"fetch timed out ({name}): {url}", type="FetchTimeout")
+        if isinstance(err, httpx.UnsupportedProtocol | httpx.InvalidURL):
+            return non_retryable(BlockedSource, f"invalid URL ({name}: {err}): {url}")
+        if isinstance(err, httpx.ProtocolError):
+            text = str(err).lower()
+            if any(w in text for w in ("disconnected", "peer closed", "incomplete", "connection reset")):
+                # The server hung up mid-exchange: a later attempt may get the whole answer.
+                return ApplicationError(f"fetch failed ({name}: {err}): {url}", type="FetchError")
+            return non_retryable(BadDocument, f"malformed HTTP response ({err}): {url}")
+        if isinstance(err, httpx.HTTPError):  # connect/read/write errors: the network's trouble, retried
+            return ApplicationError(f"fetch failed ({name}: {err}): {url}", type="FetchError")
+        if isinstance(err, UnicodeError | ValueError):
+            return non_retryable(BadDocument, f"malformed HTTP response ({name}: {err}): {url}")
+        if isinstance(err, MemoryError):
+            return non_retryable(BadDocument, f"document too large to hold in memory: {url}")
+        # Anything else is a bug or an input no retry will change: fail with its name, once.
+        return non_retryable(BadDocument, f"fetch failed unexpectedly ({name}: {err}): {url}")

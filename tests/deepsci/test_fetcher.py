@@ -226,7 +226,7 @@ def test_tls_verification_is_never_disabled():
     import ssl
 
     f = make()
-    ctx = f.client._transport._pool._ssl_context  # noqa: SLF001
+    ctx = f.transport._pool._ssl_context  # noqa: SLF001
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     f.close()
 
