@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+import idna
 from temporalio.exceptions import ApplicationError
 
 from deepsci.errors import BadDocument, BlockedSource, http_error, non_retryable
@@ -134,15 +135,29 @@ def named_host_block_reason(ip: IPAddress) -> str | None:
     return found[0] if found and found[1] else None
 
 
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
 def _ascii_host(host: str) -> str:
-    """The host name as the resolver will see it; raises ``BlockedSource`` for a name that cannot exist."""
+    """The host name as the resolver will see it; raises ``BlockedSource`` for a name that cannot exist.
+
+    Checked before any DNS query, so a name no retry can fix fails once with its reason (an
+    invalid name used to come back as a retryable resolver error). Non-ASCII names are encoded
+    by IDNA 2008 as httpx does; ASCII ``xn--`` labels must be valid Punycode; underscores stay
+    allowed (intranet and container names use them).
+    """
     try:
-        name = host.encode("idna").decode("ascii")  # the codec socket.getaddrinfo itself applies
-    except UnicodeError as err:
-        raise non_retryable(BlockedSource, f"invalid host name {host!r}: {err}") from err
-    labels = name.split(".")
-    if len(name) > 253 or any(not label or len(label) > 63 for label in labels):
-        raise non_retryable(BlockedSource, f"invalid host name {host!r}: empty or over-long label")
+        name = host if host.isascii() else idna.encode(host, uts46=True).decode("ascii")
+        labels = name.split(".")
+        for label in labels:
+            if not label or len(label) > 63 or not set(label) <= _HOST_CHARS:
+                raise idna.IDNAError(f"label {label[:70]!r} is empty, too long or has a character DNS refuses")
+            if label.startswith("xn--"):
+                idna.ulabel(label)
+        if len(name) > 253:
+            raise idna.IDNAError("name longer than 253 characters")
+    except (idna.IDNAError, UnicodeError) as err:
+        raise non_retryable(BlockedSource, f"invalid host name {host[:100]!r}: {err}") from err
     return name
 
 

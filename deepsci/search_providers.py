@@ -11,18 +11,22 @@ slash stripped). When every provider failed, the chain raises: a retryable error
 was retryable (Temporal retries the activity, after the provider's Retry-After when it sent one),
 else a non-retryable one naming each failure.
 
-HTTP clients: httpx with no retries of their own (Temporal owns retries), a timeout below the
-search activity's start-to-close, redirects not followed, and HTTP errors mapped by
+HTTP clients: httpx with no retries of their own (Temporal owns retries), ONE deadline of
+``timeout_s`` for the whole request (``deepsci.http_deadline``; below the search activity's
+start-to-close), redirects not followed, the body decoded by hand under ``MAX_RESPONSE_BYTES``
+(``deepsci.http_body``: a gzip bomb is refused, not inflated), and HTTP errors mapped by
 ``deepsci.errors.http_error``. Each provider has an in-process token bucket.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -31,7 +35,9 @@ import httpx
 from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import SearchHit
-from deepsci.errors import InvalidInput, http_error, non_retryable
+from deepsci.errors import BadDocument, InvalidInput, http_error, non_retryable
+from deepsci.http_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_capped
+from deepsci.http_deadline import deadline, deadline_transport
 
 __all__ = [
     "SearchProvider", "LocalProvider", "SearxngProvider", "ArxivProvider", "BraveProvider", "TavilyProvider",
@@ -39,6 +45,8 @@ __all__ = [
 ]
 
 WEB_PROVIDERS = ("searxng", "arxiv", "brave", "tavily")
+# A page of search results is tens of KB; anything past this is an attack or a misconfigured URL.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -145,6 +153,15 @@ class LocalProvider:
         return self._search(query, limit)
 
 
+@dataclass(frozen=True)
+class _Reply:
+    """A provider's response, its body already read under the cap."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+
 class _HttpProvider:
     name = "http"
 
@@ -153,30 +170,36 @@ class _HttpProvider:
         self.base_url = base_url.rstrip("/")
         self.timeout_s, self.max_wait_s = timeout_s, max_wait_s
         self.bucket = _bucket(self.name, self.base_url, rate_per_s, burst)
-        self.client = client or httpx.Client(timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
-                                             follow_redirects=False,
-                                             headers={"User-Agent": "DeepScientist/0.1 (research pipeline)"})
+        self.client = client or httpx.Client(
+            transport=deadline_transport(retries=0), timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+            follow_redirects=False,
+            headers={"User-Agent": "DeepScientist/0.1 (research pipeline)", "Accept-Encoding": ACCEPT_ENCODING})
 
-    def _request(self, method: str, path: str, **kw) -> httpx.Response:
+    def _request(self, method: str, path: str, **kw) -> _Reply:
         self.bucket.acquire(self.max_wait_s, self.name)
         try:
-            resp = self.client.request(method, self.base_url + path, **kw)
+            with deadline(self.timeout_s), self.client.stream(method, self.base_url + path, **kw) as resp:
+                body = read_capped(resp, MAX_RESPONSE_BYTES)
         except httpx.TimeoutException as err:
             raise ApplicationError(f"{self.name}: timed out: {err}", type="SearchTimeout") from err
-        except httpx.HTTPError as err:
+        except (BodyTooLarge, BadEncoding) as err:
+            # The same answer on every retry: the chain moves on to the next provider instead.
+            raise non_retryable(BadDocument, f"{self.name}: response refused: {err}") from err
+        except (httpx.HTTPError, httpx.InvalidURL) as err:  # InvalidURL: a redirect with a broken Location
             raise ApplicationError(f"{self.name}: {type(err).__name__}: {err}", type="SearchUnavailable") from err
         if resp.status_code >= 400:
             retry_after = resp.headers.get("retry-after")
-            err = http_error(self.name, resp.status_code, resp.text[:200].strip(), retry_after)
+            text = body[:200].decode("utf-8", "replace").strip()
+            err = http_error(self.name, resp.status_code, text, retry_after)
             if err.next_retry_delay is not None:
                 self.bucket.pause(err.next_retry_delay.total_seconds())
             raise err
-        return resp
+        return _Reply(resp.status_code, resp.headers, body)
 
-    def _json(self, resp: httpx.Response) -> dict:
+    def _json(self, resp: _Reply) -> dict:
         try:
-            data = resp.json()
-        except ValueError as err:
+            data = json.loads(resp.content)
+        except ValueError as err:  # UnicodeDecodeError is a ValueError too
             raise ApplicationError(f"{self.name}: response is not JSON", type="SearchBadResponse") from err
         if not isinstance(data, dict):
             raise ApplicationError(f"{self.name}: unexpected JSON shape", type="SearchBadResponse")

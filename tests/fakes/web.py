@@ -2,19 +2,61 @@
 
 Each fake is a ``ThreadingHTTPServer`` on 127.0.0.1 and an ephemeral port, started in a daemon
 thread. Knobs on every fake: ``mode`` = "ok" | "429" | "500" | "503" | "down" (the connection is
-closed without a response), ``retry_after`` (sent with 429/503) and ``requests`` (paths seen).
+closed without a response) | "bomb" (a gzip body holding 4 GiB of zeros, streamed as read) |
+"bomb2" (``Content-Encoding: gzip, gzip``: 2.5 KB holding 1 GiB), ``retry_after`` (sent with
+429/503) and ``requests`` (paths seen). ``HostileServer`` adds an attacker's routes for the fetcher.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-__all__ = ["FakeServer", "DocServer", "SearxngFake", "ArxivFake", "BraveFake", "TavilyFake", "make_pdf"]
+__all__ = ["FakeServer", "DocServer", "HostileServer", "SearxngFake", "ArxivFake", "BraveFake", "TavilyFake",
+           "make_pdf", "BOMB_INSIDE"]
+
+BOMB_INSIDE = 4 << 30  # bytes of zeros inside the "bomb" gzip body
+_MIB = 1 << 20
+
+
+def _zero_blocks() -> tuple[bytes, bytes]:
+    """(gzip header + 1 MiB of zeros, another 1 MiB of zeros): after a full flush the compressor
+    emits the same bytes for the same input, so a body of any size is the second block repeated."""
+    co = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    head = co.compress(bytes(_MIB)) + co.flush(zlib.Z_FULL_FLUSH)
+    block = co.compress(bytes(_MIB)) + co.flush(zlib.Z_FULL_FLUSH)
+    return head, block
+
+
+def send_gzip_bomb(h: _Handler, layers: int = 1) -> None:
+    """A 200 whose gzip body inflates to ``BOMB_INSIDE`` zeros (layers=1, streamed block by block
+    while the client reads), or ``gzip, gzip`` around 1 GiB of zeros (layers=2, ~2.5 KB sent)."""
+    head, block = _zero_blocks()
+    h.send_response(200)
+    h.send_header("Content-Type", "application/json")
+    h.close_connection = True
+    if layers == 2:
+        body = gzip.compress(head + block * 1023, 9)
+        h.send_header("Content-Encoding", "gzip, gzip")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+        return
+    h.send_header("Content-Encoding", "gzip")
+    h.send_header("Connection", "close")
+    h.end_headers()
+    try:
+        h.wfile.write(head)
+        for _ in range(BOMB_INSIDE // _MIB - 1):  # bounded: ~4 MB on the wire at most
+            h.wfile.write(block)
+    except OSError:
+        pass  # the client stopped reading: what a cap should do
 
 
 def make_pdf(text: str) -> bytes:
@@ -41,6 +83,11 @@ class _Handler(BaseHTTPRequestHandler):
         fake.requests.append((method, self.path))
         if fake.mode == "down":
             self.close_connection = True
+            return
+        if fake.mode in ("bomb", "bomb2"):
+            if method == "POST":
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+            send_gzip_bomb(self, 1 if fake.mode == "bomb" else 2)
             return
         if fake.mode in ("429", "500", "503"):
             headers = {"Retry-After": str(fake.retry_after)} if fake.retry_after is not None else {}
@@ -193,6 +240,62 @@ class DocServer(FakeServer):
             h.send(int(parts[1]), b"status page", "text/plain", {"Retry-After": ra} if ra else {})
         else:
             h.send(404, b"not found", "text/plain")
+
+
+class HostileServer(FakeServer):
+    """An attacker's web server. Every slow route is bounded (``s`` seconds at most, and it stops
+    when the client hangs up), so a test that fails cannot hang the suite.
+
+    Routes: ``/bomb`` and ``/bomb2`` (see ``send_gzip_bomb``), ``/gzip-page`` (an honest gzip HTML
+    page), ``/br`` (``Content-Encoding: br``), ``/trickle-headers?s=N`` (one header byte every
+    0.2 s), ``/processing?s=N`` (``102 Processing`` every 0.2 s, never a final reply),
+    ``/slow-redirect/<n>?delay=D`` (D seconds, then a redirect to ``<n-1>``; 0 is a page),
+    ``/to?loc=L`` (a 302 to exactly L), ``/bad-length`` (``Content-Length: 12abc``)."""
+
+    def handle(self, h, method, url, body) -> None:
+        path, q = url.path, parse_qs(url.query)
+        parts = path.strip("/").split("/")
+        limit = min(float(q.get("s", ["15"])[0]), 30.0)
+        if path in ("/bomb", "/bomb2"):
+            send_gzip_bomb(h, 1 if path == "/bomb" else 2)
+        elif path == "/gzip-page":
+            page = gzip.compress(_html(*PAGES["breakers"]))
+            h.send(200, page, headers={"Content-Encoding": "gzip"})
+        elif path == "/br":
+            h.send(200, b"\x0b\x02\x80hello\x03", headers={"Content-Encoding": "br"})
+        elif path == "/trickle-headers":
+            self._trickle(h, b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"a" * 10_000, limit, per_write=1)
+        elif path == "/processing":
+            self._trickle(h, b"HTTP/1.1 102 Processing\r\n\r\n" * 1000, limit,
+                          per_write=len(b"HTTP/1.1 102 Processing\r\n\r\n"))
+        elif parts[0] == "slow-redirect" and len(parts) == 2:
+            n = int(parts[1])
+            time.sleep(min(float(q.get("delay", ["1"])[0]), 10.0))
+            if n <= 0:
+                h.send(200, _html(*PAGES["breakers"]))
+            else:
+                h.send(302, b"", headers={"Location": f"/slow-redirect/{n - 1}?{url.query}"})
+        elif path == "/to":
+            h.send(302, b"", headers={"Location": q.get("loc", ["/"])[0]})
+        elif path == "/bad-length":
+            h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 12abc\r\n\r\nhello")
+            h.close_connection = True
+        else:
+            h.send(404, b"not found", "text/plain")
+
+    @staticmethod
+    def _trickle(h, data: bytes, limit_s: float, per_write: int) -> None:
+        h.close_connection = True
+        end = time.monotonic() + limit_s
+        try:
+            for i in range(0, len(data), per_write):
+                if time.monotonic() > end:
+                    return
+                h.wfile.write(data[i : i + per_write])
+                h.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass  # the client gave up: the deadline worked
 
 
 # ---------------------------------------------------------------- search APIs
