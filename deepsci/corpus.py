@@ -8,6 +8,11 @@ Every PDF and HTML file is parsed in a parser child under limits (``deepsci.sand
 min(4, cores) at a time: a hostile file is listed with empty text (still findable by its name,
 so the fetch reports why it fails) and never takes the search down. ``progress`` is called
 about once a second while the catalog is being built (the search activity heartbeats there).
+
+Confinement: only files whose real path (symlinks resolved) lies inside the corpus folder are
+listed, so ``notes.txt -> /etc/passwd`` is never indexed or cited. A corpus folder that is, or
+is inside, a system folder is refused with ``InvalidInput`` (``SYSTEM_TREES``), and so is one of
+the broad roots that hold whole systems or homes (``SYSTEM_ROOTS``): docs/failure-modes.md.
 """
 
 from __future__ import annotations
@@ -26,12 +31,23 @@ from deepsci.errors import InvalidInput, non_retryable
 from deepsci.sandbox import ParseLimits, parse_isolated
 from deepsci.text import BM25, content_terms, normalize_ws, tokens
 
-__all__ = ["LocalCorpus", "CORPUS_SUFFIXES"]
+__all__ = ["LocalCorpus", "CORPUS_SUFFIXES", "corpus_root", "SYSTEM_TREES", "SYSTEM_ROOTS"]
 
 CORPUS_SUFFIXES = (".pdf", ".html", ".htm", ".md", ".markdown", ".txt")
 _RRF_K = 60
 _PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))  # parser children at once
 _EMBED_BATCH = 16
+
+# Never a corpus, nor anything inside them: configuration, secrets, kernel and device views, logs.
+SYSTEM_TREES = tuple(Path(p) for p in (
+    "/etc", "/proc", "/sys", "/dev", "/boot", "/run", "/var/log", "/var/lib", "/var/run", "/var/spool",
+    "/var/mail", "/var/cache", "/var/backups", "/var/db", "/private/etc", "/private/var/db", "/System", "/Library",
+))
+# Never a corpus themselves (a sub-folder such as /srv/papers or /home/ana/corpus is fine).
+SYSTEM_ROOTS = tuple(Path(p) for p in (
+    "/", "/root", "/home", "/Users", "/var", "/usr", "/opt", "/srv", "/mnt", "/media", "/tmp", "/bin", "/sbin", "/lib",
+    "/lib64", "/snap", "/nix", "/private", "/private/var", "/Volumes",
+))
 
 
 @dataclass
@@ -61,9 +77,7 @@ class LocalCorpus:
         return parsed.title or title, parsed.text
 
     def _refresh(self, root: Path, limits: ParseLimits, progress: Callable[[], object]) -> list[_Entry]:
-        files = sorted(
-            p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES
-        )
+        files = _corpus_files(root)
         stale: dict[Path, tuple[int, int]] = {}
         for path in files:
             st = path.stat()
@@ -97,9 +111,7 @@ class LocalCorpus:
 
     def search(self, corpus_dir: str, query: str, limit: int, *, limits: ParseLimits | None = None,
                progress: Callable[[], object] | None = None) -> list[SearchHit]:
-        root = Path(corpus_dir).expanduser().resolve()
-        if not root.is_dir():
-            raise non_retryable(InvalidInput, f"corpus folder does not exist: {root}")
+        root = corpus_root(corpus_dir)
         progress = progress or (lambda: None)
         while not self._lock.acquire(timeout=1.0):  # another search is building the catalog
             progress()
@@ -130,3 +142,32 @@ class LocalCorpus:
                           snippet=normalize_ws(e.text)[:160])
             )
         return hits
+
+
+def corpus_root(corpus_dir: str | Path) -> Path:
+    """The corpus folder's real path; ``InvalidInput`` with a one-line reason when it may not be one."""
+    root = Path(corpus_dir).expanduser().resolve()
+    home = Path.home().resolve()
+    if root in SYSTEM_ROOTS or root == home or any(root == t or t in root.parents for t in SYSTEM_TREES):
+        raise non_retryable(InvalidInput, f"corpus folder {root} is a system folder or holds whole systems "
+                                          "or homes; point --corpus at a folder of documents")
+    if not root.is_dir():
+        raise non_retryable(InvalidInput, f"corpus folder does not exist: {root}")
+    return root
+
+
+def _corpus_files(root: Path) -> list[Path]:
+    """Document files under ``root`` whose real path is inside ``root`` (symlinks out are skipped)."""
+    found = []
+    for dirpath, _dirs, names in os.walk(root):  # followlinks=False: a linked folder is not entered
+        for name in names:
+            path = Path(dirpath) / name
+            if path.suffix.lower() not in CORPUS_SUFFIXES:
+                continue
+            try:
+                real = path.resolve(strict=True)
+            except (OSError, RuntimeError):  # a dangling link or a loop
+                continue
+            if real.is_file() and root in real.parents:
+                found.append(path)
+    return sorted(found)
