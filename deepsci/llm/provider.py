@@ -27,8 +27,23 @@ __all__ = ["make_openai_client", "provider_error", "LlmRateLimited", "LlmUnavail
 LlmRateLimited = "LlmRateLimited"
 LlmUnavailable = "LlmUnavailable"
 
+# What servers say when the prompt does not fit, as quoted in public issue reports and logs (found
+# with a code/issue search; the servers' own sources were not at hand):
+# - OpenAI: code "context_length_exceeded", "This model's maximum context length is 4097 tokens, however
+#   you requested 4231 tokens ..." (hwchase17/chat-your-data#10).
+# - vLLM: "This model's maximum context length is 4096 tokens and your request has 2778 input tokens"
+#   (400 BadRequestError), and from the V1 engine "The decoder prompt (length 88049) is longer than the
+#   maximum model length of 32768." (quoted in vLLM users' logs and issue reports).
+# - llama.cpp server: HTTP 400 {"error": {"code": 400, "message": "request (4476 tokens) exceeds the
+#   available context size (4096 tokens)", "type": "exceed_context_size_error", "n_prompt_tokens": 4476,
+#   "n_ctx": 4096}}; older builds: "the request exceeds the available context size, try increasing it".
+# - Ollama: "the input length exceeds the context length" (reported with 400, 413 and 500 statuses).
+# Others in the same family: "prompt is too long" (Anthropic-style gateways), "reduce the length of
+# the messages" (Groq), "context window".
 _CONTEXT_RE = re.compile(r"context[ _-]length|context window|maximum context|too many tokens|"
-                         r"prompt is too long|reduce the length", re.I)
+                         r"prompt is too long|reduce the length|exceeds? the available context size|"
+                         r"longer than the maximum model length|input length exceeds the context length", re.I)
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})
 
 
 def make_openai_client(settings: Settings) -> openai.OpenAI:
@@ -97,7 +112,8 @@ def provider_error(exc: Exception, *, base_url: str | None, model: str) -> Appli
     if status == 429:
         return ApplicationError(f"{where}: HTTP 429 rate limited: {detail}", type=LlmRateLimited,
                                 next_retry_delay=_retry_delay(exc))
-    if status == 413 or code == "context_length_exceeded" or (status in (400, 422) and _CONTEXT_RE.search(detail)):
+    if (status == 413 or code in _CONTEXT_CODES or kind in _CONTEXT_CODES
+            or (status in (400, 422, 500) and _CONTEXT_RE.search(detail))):
         return ApplicationError(
             f"{where}: the prompt is longer than the model's context: {detail}. Use a lower "
             "evidence_per_sub_question, a smaller chunk_chars (DEEPSCI_CHUNK_CHARS), or a "

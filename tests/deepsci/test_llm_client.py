@@ -19,7 +19,7 @@ from deepsci.llm.prompts import aggregate_prompt, critique_prompt, draft_prompt,
 from deepsci.llm.schemas import SCHEMAS, AggregateOut, CritiqueOut, DraftOut, PlanOut
 from deepsci.llm.structured import clean_reply, strict_schema
 from deepsci.store import ArtifactStore
-from tests.fakes.openai_server import HALLUCINATED_QUOTE, FakeOpenAI
+from tests.fakes.openai_server import CONTEXT_ERRORS, HALLUCINATED_QUOTE, FakeOpenAI
 
 PRICES = {"fake-cheap": [1.0, 2.0], "fake-strong": [3.0, 6.0], "fake-fallback": [0.5, 0.5]}
 QUESTION = "How do circuit breakers protect model providers?"
@@ -183,6 +183,16 @@ def test_context_too_long_says_what_to_shrink(settings, store, fake):
     err = fails(lambda: plan(make_client(settings, store, fake)))
     assert err.type == "LlmContextTooLong" and err.non_retryable
     assert "evidence_per_sub_question" in err.message and "chunk_chars" in err.message
+
+
+@pytest.mark.parametrize("fault", sorted(CONTEXT_ERRORS))
+def test_every_servers_context_overflow_is_context_too_long(settings, store, fake, fault):
+    """llama.cpp, vLLM (both engines) and Ollama word it differently; each gets the same advice, once."""
+    fake.faults = [fault]
+    err = fails(lambda: plan(make_client(settings, store, fake)))
+    assert err.type == "LlmContextTooLong" and err.non_retryable, f"{err.type}: {err.message}"
+    assert "evidence_per_sub_question" in err.message
+    assert len(fake.chat_calls()) == 1 and not fake.billed
 
 
 @pytest.mark.parametrize(("fault", "kind", "hint"), [("403", "LlmAuthError", "permission"),

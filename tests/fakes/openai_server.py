@@ -9,7 +9,9 @@ drafts quote sentences verbatim from the evidence blocks.
 
 Knobs: ``api_key`` (a wrong or missing Bearer key gets 401), ``faults`` (consumed in order by the
 next chat requests: "429", "500", "slow", "malformed", "wrong_schema", "think",
-"insufficient_quota", "401", "403", "400", "context_length", "refusal", "length"),
+"insufficient_quota", "401", "403", "400", "context_length", "refusal", "length", and the context
+overflow of other servers: "context_llamacpp", "context_llamacpp_old", "context_vllm",
+"context_vllm_v1", "context_ollama" (``CONTEXT_ERRORS``)),
 ``error_rate`` / ``error_kinds`` / ``seed`` (random faults when the queue is empty), ``retry_after``
 (sent with 429), ``slow_s``,
 ``hallucinate`` (a draft claim whose quote is in no block), ``models`` (if set, other model names
@@ -36,10 +38,26 @@ import numpy as np
 
 from tests.fakes.web import FakeServer, _Handler
 
-__all__ = ["FakeOpenAI", "Call", "parse_blocks", "FAULTS"]
+__all__ = ["FakeOpenAI", "Call", "parse_blocks", "FAULTS", "CONTEXT_ERRORS"]
 
+# How servers other than OpenAI refuse a prompt longer than the context: (status, the "error" object).
+CONTEXT_ERRORS: dict[str, tuple[int, dict]] = {
+    "context_llamacpp": (400, {"code": 400, "message": "request (9100 tokens) exceeds the available context size "
+                               "(8192 tokens)", "type": "exceed_context_size_error", "n_prompt_tokens": 9100,
+                               "n_ctx": 8192}),
+    "context_llamacpp_old": (400, {"code": 400, "message": "the request exceeds the available context size, "
+                                   "try increasing it", "type": "invalid_request_error"}),
+    "context_vllm": (400, {"object": "error", "message": "This model's maximum context length is 8192 tokens. "
+                           "However, your request has 9100 input tokens. Please reduce the length of the input "
+                           "messages.", "type": "BadRequestError", "param": None, "code": 400}),
+    "context_vllm_v1": (400, {"object": "error", "message": "The decoder prompt (length 9100) is longer than the "
+                              "maximum model length of 8192. Make sure that `max_model_len` is no smaller than "
+                              "the number of text tokens.", "type": "BadRequestError", "param": None, "code": 400}),
+    "context_ollama": (500, {"message": "the input length exceeds the context length", "type": "api_error",
+                             "param": None, "code": None}),
+}
 FAULTS = ("429", "500", "slow", "malformed", "wrong_schema", "think", "insufficient_quota", "401",
-          "context_length", "refusal", "length", "403", "400")
+          "context_length", "refusal", "length", "403", "400", *CONTEXT_ERRORS)
 HALLUCINATED_QUOTE = "Quantum flux capacitors guarantee that every model provider has zero downtime."
 
 _BLOCK = re.compile(r"<<<UNTRUSTED-(?P<b>[0-9A-Za-z]+) (?P<head>[^\n]*)\n(?P<body>.*?)\nUNTRUSTED-(?P=b)>>>", re.S)
@@ -279,7 +297,7 @@ class FakeOpenAI(FakeServer):
         messages = req.get("messages") or []
         chars_in = sum(len(m.get("content") or "") for m in messages)
         fault = self._next_fault()
-        if fault in ("429", "500", "insufficient_quota", "401", "context_length", "403", "400"):
+        if fault in ("429", "500", "insufficient_quota", "401", "context_length", "403", "400", *CONTEXT_ERRORS):
             self._fault_error(h, path, model, schema, fault, chars_in)
             return
         user = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
@@ -333,7 +351,12 @@ class FakeOpenAI(FakeServer):
         raise KeyError(schema)
 
     def _fault_error(self, h, path, model, schema, fault: str, chars_in: int) -> None:
-        if fault == "429":
+        if fault in CONTEXT_ERRORS:
+            status, error = CONTEXT_ERRORS[fault]
+            with self._lock:
+                self.requests.append(Call(path, model, schema, status))
+            h.send(status, json.dumps({"error": error}).encode(), "application/json")
+        elif fault == "429":
             headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
             self._error(h, path, model, schema, 429, f"Rate limit reached for {model}. Please try again later.",
                         "requests", "rate_limit_exceeded", headers)
@@ -364,7 +387,7 @@ class FakeOpenAI(FakeServer):
                         "invalid_request_error", "model_not_found")
             return
         fault = self._next_fault()
-        if fault in ("429", "500", "insufficient_quota", "401", "context_length", "403", "400"):
+        if fault in ("429", "500", "insufficient_quota", "401", "context_length", "403", "400", *CONTEXT_ERRORS):
             self._fault_error(h, path, model, None, fault, 0)
             return
         inputs = req.get("input")
