@@ -37,7 +37,7 @@ import httpcore
 import httpx
 from temporalio.exceptions import ApplicationError
 
-from deepsci.errors import BadDocument, BlockedSource, http_error, non_retryable
+from deepsci.errors import BadDocument, BlockedSource, ErrorType, http_error, non_retryable
 from deepsci.parsing import sniff_kind
 
 __all__ = ["SafeFetcher", "Fetched", "Resolver", "address_block_reason", "system_resolver", "AllowList"]
@@ -171,9 +171,9 @@ class _Guard:
             addresses = addresses or list(self.resolver(name, port))
         except (OSError, UnicodeError) as err:
             # A name that does not resolve may resolve later (DNS outage): retryable.
-            raise ApplicationError(f"cannot resolve {host}: {err}", type="FetchError") from err
+            raise ApplicationError(f"cannot resolve {host}: {err}", type=ErrorType.FETCH_ERROR) from err
         if not addresses:
-            raise ApplicationError(f"cannot resolve {host}: no addresses", type="FetchError")
+            raise ApplicationError(f"cannot resolve {host}: no addresses", type=ErrorType.FETCH_ERROR)
         checked: list[str] = []
         for addr in addresses:
             try:
@@ -315,10 +315,10 @@ class SafeFetcher:
                 raise
             except httpx.TimeoutException as err:
                 raise ApplicationError(f"fetch timed out ({type(err).__name__}): {current}",
-                                       type="FetchTimeout") from err
+                                       type=ErrorType.FETCH_TIMEOUT) from err
             except httpx.HTTPError as err:
                 raise ApplicationError(f"fetch failed ({type(err).__name__}: {err}): {current}",
-                                       type="FetchError") from err
+                                       type=ErrorType.FETCH_ERROR) from err
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, resp: httpx.Response, url: str, deadline: float,
@@ -334,7 +334,8 @@ class SafeFetcher:
                 raise non_retryable(BadDocument, f"document exceeds {self.max_bytes} bytes (stopped reading): {url}")
             now = time.monotonic()
             if now > deadline:
-                raise ApplicationError(f"fetch took longer than {self.timeout_s:g} s: {url}", type="FetchTimeout")
+                raise ApplicationError(f"fetch took longer than {self.timeout_s:g} s: {url}",
+                                       type=ErrorType.FETCH_TIMEOUT)
             if progress is not None and now - last >= 1.0:
                 progress()
                 last = now

@@ -31,7 +31,7 @@ import httpx
 from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import SearchHit
-from deepsci.errors import InvalidInput, http_error, non_retryable
+from deepsci.errors import ErrorType, InvalidInput, http_error, non_retryable
 
 __all__ = [
     "SearchProvider", "LocalProvider", "SearxngProvider", "ArxivProvider", "BraveProvider", "TavilyProvider",
@@ -104,7 +104,7 @@ class TokenBucket:
                 return
             if waited + wait > max_wait_s:
                 raise ApplicationError(f"{name}: local rate limit, next request in {wait:.1f} s",
-                                       type="RateLimited", next_retry_delay=timedelta(seconds=max(wait, 0.1)))
+                                       type=ErrorType.RATE_LIMITED, next_retry_delay=timedelta(seconds=max(wait, 0.1)))
             self.sleep(wait)
             waited += wait
 
@@ -162,9 +162,10 @@ class _HttpProvider:
         try:
             resp = self.client.request(method, self.base_url + path, **kw)
         except httpx.TimeoutException as err:
-            raise ApplicationError(f"{self.name}: timed out: {err}", type="SearchTimeout") from err
+            raise ApplicationError(f"{self.name}: timed out: {err}", type=ErrorType.SEARCH_TIMEOUT) from err
         except httpx.HTTPError as err:
-            raise ApplicationError(f"{self.name}: {type(err).__name__}: {err}", type="SearchUnavailable") from err
+            raise ApplicationError(f"{self.name}: {type(err).__name__}: {err}",
+                                   type=ErrorType.SEARCH_UNAVAILABLE) from err
         if resp.status_code >= 400:
             retry_after = resp.headers.get("retry-after")
             err = http_error(self.name, resp.status_code, resp.text[:200].strip(), retry_after)
@@ -177,9 +178,9 @@ class _HttpProvider:
         try:
             data = resp.json()
         except ValueError as err:
-            raise ApplicationError(f"{self.name}: response is not JSON", type="SearchBadResponse") from err
+            raise ApplicationError(f"{self.name}: response is not JSON", type=ErrorType.SEARCH_BAD_RESPONSE) from err
         if not isinstance(data, dict):
-            raise ApplicationError(f"{self.name}: unexpected JSON shape", type="SearchBadResponse")
+            raise ApplicationError(f"{self.name}: unexpected JSON shape", type=ErrorType.SEARCH_BAD_RESPONSE)
         return data
 
     def close(self) -> None:
@@ -223,7 +224,8 @@ class ArxivProvider(_HttpProvider):
         try:
             root = ET.fromstring(resp.content)
         except ET.ParseError as err:
-            raise ApplicationError(f"arxiv: response is not Atom XML: {err}", type="SearchBadResponse") from err
+            raise ApplicationError(f"arxiv: response is not Atom XML: {err}",
+                                   type=ErrorType.SEARCH_BAD_RESPONSE) from err
         hits = []
         for i, entry in enumerate(root.iter(f"{_ATOM}entry")):
             abs_url = (entry.findtext(f"{_ATOM}id") or "").strip()

@@ -13,6 +13,7 @@ import openai
 from temporalio.exceptions import ApplicationError
 
 from deepsci.errors import (
+    ErrorType,
     LlmAuthError,
     LlmConfigError,
     LlmContextTooLong,
@@ -21,11 +22,11 @@ from deepsci.errors import (
 )
 from deepsci.settings import Settings
 
-__all__ = ["make_openai_client", "provider_error", "LlmRateLimited", "LlmUnavailable"]
+__all__ = ["make_openai_client", "provider_error"]
 
 # Retryable types (Temporal backs off, or waits next_retry_delay when the provider said how long).
-LlmRateLimited = "LlmRateLimited"
-LlmUnavailable = "LlmUnavailable"
+LlmRateLimited = ErrorType.LLM_RATE_LIMITED
+LlmUnavailable = ErrorType.LLM_UNAVAILABLE
 
 _CONTEXT_RE = re.compile(r"context[ _-]length|context window|maximum context|too many tokens|"
                          r"prompt is too long|reduce the length", re.I)
