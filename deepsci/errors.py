@@ -15,6 +15,7 @@ The values are the type strings saved in workflow histories: never change one, o
         ├── FetchError, FetchTimeout                                          safe fetcher
         ├── RateLimited, SearchTimeout, SearchUnavailable, SearchBadResponse  search providers
         ├── SlackUnavailable, SlackGateMessagePending                         Slack poster
+        ├── ParserUnavailable                                                 parser child
         └── HTTP429, HTTP5xx
 
 The workflows catch every activity failure of ``fetch_parse`` (the source is recorded as failed
@@ -71,6 +72,8 @@ class ErrorType(StrEnum):
     SLACK_ERROR = "SlackError"
     SLACK_UNAVAILABLE = "SlackUnavailable"
     SLACK_GATE_MESSAGE_PENDING = "SlackGateMessagePending"  # "decided" waits for the "opened" post
+    # The parser child could not load its parser (deepsci/sandbox.py): the worker's fault, retried.
+    PARSER_UNAVAILABLE = "ParserUnavailable"
 
 
 # Plain strings: they go into every retry policy (and so into history) as they always did.
