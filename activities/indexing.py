@@ -28,7 +28,7 @@ class IndexActivities:
         d = self.deps
         model = d.embedder.model
         docs = d.store.get_documents(inp.content_hashes)
-        total = new = 0
+        total = 0
         by_hash: dict[str, int] = {}
         for n, digest in enumerate(inp.content_hashes):
             doc = docs.get(digest)
@@ -55,8 +55,7 @@ class IndexActivities:
                     [{"content_hash": digest, "source_id": digest[:16], "idx": c.idx,
                       "locator": c.locator, "text": c.text} for _, c in batch],
                 )
-                new += len(batch)
-        return IndexResult(chunks_indexed=total, chunks_new=new, chunks_by_hash=by_hash)
+        return IndexResult(chunks_indexed=total, chunks_by_hash=by_hash)
 
     @activity.defn(name="retrieve")
     def retrieve(self, inp: RetrieveInput) -> RetrieveResult:

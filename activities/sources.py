@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import FetchParseInput, SearchInput, SearchResult, SourceRecord
-from deepsci.errors import BadDocument, BlockedSource, non_retryable
+from deepsci.errors import ErrorType, non_retryable
 from deepsci.fetcher import SafeFetcher
 from deepsci.parsing import content_hash
 from deepsci.sandbox import ParseLimits, parse_isolated
@@ -75,14 +75,14 @@ class SourceActivities:
             fetched = self.fetcher.fetch(uri, progress=lambda: activity.heartbeat("fetching"))
             return fetched.data, fetched.parse_name
         if parsed.scheme != "file":
-            raise non_retryable(BlockedSource, f"unsupported URI scheme {parsed.scheme!r}: {uri}")
+            raise non_retryable(ErrorType.BLOCKED_SOURCE, f"unsupported URI scheme {parsed.scheme!r}: {uri}")
         path = Path(unquote(parsed.path))
         if not path.is_file():
-            raise non_retryable(BadDocument, f"file not found: {path}")
+            raise non_retryable(ErrorType.BAD_DOCUMENT, f"file not found: {path}")
         size = path.stat().st_size
         limit = self.deps.settings.max_document_bytes
         if size > limit:
-            raise non_retryable(BadDocument, f"document is {size} bytes (limit {limit})")
+            raise non_retryable(ErrorType.BAD_DOCUMENT, f"document is {size} bytes (limit {limit})")
         return path.read_bytes(), uri
 
     @activity.defn(name="fetch_parse")
@@ -95,17 +95,17 @@ class SourceActivities:
             # A document that failed to parse fails again in this run without another parser
             # child (several sub-questions often find the same broken file). Per run, not
             # forever: a wall-clock failure under load may pass in a later run.
-            failure_key = f"{inp.idempotency_key.split('/', 1)[0]}/parse-failure/{digest}"
+            failure_key = f"{_run_id(inp)}/parse-failure/{digest}"
             known = _recorded(store, failure_key)
             if known is not None:
-                raise non_retryable(BadDocument, known["reason"])
+                raise non_retryable(ErrorType.BAD_DOCUMENT, known["reason"])
             activity.heartbeat("parsing")
             settings = self.deps.settings
             try:
                 parsed = parse_isolated(data, name, settings.max_document_bytes, ParseLimits.from_settings(settings),
                                         on_wait=lambda: activity.heartbeat("parsing"))
             except ApplicationError as err:
-                if err.non_retryable and err.type == BadDocument:
+                if err.non_retryable and err.type == ErrorType.BAD_DOCUMENT:
                     store.put_artifact(failure_key, "parse_failure", {"reason": err.message, "uri": inp.uri})
                 raise
             segments = [{"locator": s.locator, "start": s.start, "end": s.end} for s in parsed.segments]
@@ -115,6 +115,12 @@ class SourceActivities:
             source_id=digest[:16], uri=inp.uri, title=doc["title"] or inp.title, kind=doc["kind"],
             status="parsed", content_hash=digest, chars=len(doc["text"]),
         )
+
+
+def _run_id(inp: FetchParseInput) -> str:
+    """The run the fetch belongs to. Inputs scheduled before ``run_id`` was added carry only the
+    idempotency key, ``{run_id}/{sub_question}/fetch/{item}``: its first part is the run id."""
+    return inp.run_id or inp.idempotency_key.split("/", 1)[0]
 
 
 def _recorded(store, key: str) -> dict | None:

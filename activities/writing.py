@@ -66,7 +66,7 @@ class WritingActivities:
                 "revision_round": inp.revision_round, "dropped": dropped}
         self.deps.store.put_artifact(inp.idempotency_key, "draft", body)
         return DraftRef(key=inp.idempotency_key, sub_question_id=inp.sub_question.id,
-                        sentences=len(sentences), answered=bool(sentences), usage=usage,
+                        sentences=len(sentences), usage=usage,
                         citations_dropped=len(dropped))
 
     @activity.defn(name="critique")

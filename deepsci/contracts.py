@@ -257,6 +257,8 @@ class FetchParseInput(Model):
     idempotency_key: str
     uri: str
     title: str = ""
+    run_id: str = Field(default="", description="The research run's workflow id; '' in inputs "
+                                                "scheduled before it was added.")
 
 
 class IndexInput(Model):
@@ -266,7 +268,6 @@ class IndexInput(Model):
 
 class IndexResult(Model):
     chunks_indexed: int
-    chunks_new: int
     chunks_by_hash: dict[str, int] = Field(default_factory=dict)
 
 
@@ -305,7 +306,6 @@ class InvestigateInput(Model):
 class InvestigateResult(Model):
     sub_question_id: str
     sources: list[SourceRecord]
-    chunks_indexed: int
     evidence: list[EvidenceRef]
     chunks_by_hash: dict[str, int] = Field(default_factory=dict)
 
@@ -323,7 +323,6 @@ class DraftRef(Model):
     key: str
     sub_question_id: str
     sentences: int
-    answered: bool
     usage: LlmUsage = Field(default_factory=LlmUsage)
     citations_dropped: int = 0
 
@@ -345,10 +344,6 @@ class Critique(Model):
     issues: list[CritiqueIssue]
     usage: LlmUsage = Field(default_factory=LlmUsage)
 
-    @property
-    def ok(self) -> bool:
-        return not self.issues
-
 
 class AggregateInput(Model):
     idempotency_key: str
@@ -356,7 +351,6 @@ class AggregateInput(Model):
     question: str
     drafts: list[DraftRef]
     sources: list[SourceRecord]
-    critique: list[CritiqueIssue] = Field(default_factory=list)
     partial: bool = Field(default=False, description="Render what is drafted so far, without a model call.")
 
 

@@ -97,7 +97,7 @@ class OpenAIEmbedder:
         from temporalio import activity
         from temporalio.exceptions import ApplicationError
 
-        from deepsci.errors import LlmConfigError
+        from deepsci.errors import ErrorType, LlmConfigError
         from deepsci.llm.provider import provider_error
 
         out: list[np.ndarray] = []
@@ -115,7 +115,7 @@ class OpenAIEmbedder:
             vecs = np.asarray([r.embedding for r in rows], dtype=np.float32)
             if vecs.shape[0] != len(batch) or vecs.ndim != 2:
                 raise ApplicationError(f"embeddings from {self.api_model} at {self.base_url}: asked for "
-                                       f"{len(batch)} vectors, got {vecs.shape[0]}", type="LlmUnavailable")
+                                       f"{len(batch)} vectors, got {vecs.shape[0]}", type=ErrorType.LLM_UNAVAILABLE)
             if self._dim is None:
                 self._dim = vecs.shape[1]
             elif vecs.shape[1] != self._dim:

@@ -1,10 +1,35 @@
-"""The one error taxonomy: typed non-retryable failures that Temporal must not retry."""
+"""The one error taxonomy: every ``ApplicationError.type`` the code raises, and which Temporal retries.
+
+The values are the type strings saved in workflow histories: never change one, only add.
+``http_error`` also raises ``HTTP<status>`` types (e.g. ``HTTP404``), retryable by status.
+
+    ApplicationError(type=ErrorType.…)
+    ├── non-retryable: deterministic, every retry policy lists them (NON_RETRYABLE_TYPES)
+    │   ├── BadDocument, BlockedSource, InvalidInput        source and request (fetch, parse, search)
+    │   ├── SchemaViolation                                 model output still invalid after repair
+    │   ├── LlmAuthError, LlmConfigError, LlmContextTooLong fixed only by settings or the request
+    │   └── LlmQuotaExhausted   the workflow CATCHES it: it parks the run on a timer, then retries
+    ├── raised with non_retryable=True at the raise site: SlackError, HTTP400/401/403/404/413/422
+    └── retryable: Temporal backs off (or waits next_retry_delay from a Retry-After)
+        ├── LlmRateLimited, LlmUnavailable, LlmGarbledReply                   model provider
+        ├── FetchError, FetchTimeout                                          safe fetcher
+        ├── RateLimited, SearchTimeout, SearchUnavailable, SearchBadResponse  search providers
+        ├── SlackUnavailable, SlackGateMessagePending                         Slack poster
+        ├── ParserUnavailable                                                 parser child
+        └── HTTP429, HTTP5xx
+
+The workflows catch every activity failure of ``fetch_parse`` (the source is recorded as failed
+with its reason), of ``notify`` (logged), and ``LlmQuotaExhausted`` of model steps (parked).
+"""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from temporalio.exceptions import ApplicationError
 
 __all__ = [
+    "ErrorType",
     "NON_RETRYABLE_TYPES",
     "BadDocument",
     "BlockedSource",
@@ -19,27 +44,61 @@ __all__ = [
     "parse_retry_after",
 ]
 
-# Deterministic failures: retrying gives the same answer, so every retry policy lists them.
-BadDocument = "BadDocument"  # malformed, encrypted, oversized or unsupported document
-BlockedSource = "BlockedSource"  # a URL or path the run may not read
-SchemaViolation = "SchemaViolation"  # model output that stays invalid after repair
-InvalidInput = "InvalidInput"  # a request that can never succeed (bad corpus dir, ...)
-# Model provider (deepsci/llm/provider.py): fixed only by changing settings or the request.
-LlmAuthError = "LlmAuthError"  # 401/403: the key is wrong or may not use the model
-LlmConfigError = "LlmConfigError"  # 400/404/422: unknown model, bad base URL, rejected request
-LlmContextTooLong = "LlmContextTooLong"  # the prompt does not fit the model's context window
-# Not retried by Temporal: the workflow catches this type and parks the run on a timer instead.
-LlmQuotaExhausted = "LlmQuotaExhausted"
 
-NON_RETRYABLE_TYPES: tuple[str, ...] = (BadDocument, BlockedSource, SchemaViolation, InvalidInput,
-                                        LlmAuthError, LlmConfigError, LlmContextTooLong, LlmQuotaExhausted)
+class ErrorType(StrEnum):
+    # Deterministic failures: retrying gives the same answer, so every retry policy lists them.
+    BAD_DOCUMENT = "BadDocument"  # malformed, encrypted, oversized or unsupported document
+    BLOCKED_SOURCE = "BlockedSource"  # a URL or path the run may not read
+    SCHEMA_VIOLATION = "SchemaViolation"  # model output that stays invalid after repair
+    INVALID_INPUT = "InvalidInput"  # a request that can never succeed (bad corpus dir, ...)
+    # Model provider (deepsci/llm/provider.py): fixed only by changing settings or the request.
+    LLM_AUTH = "LlmAuthError"  # 401/403: the key is wrong or may not use the model
+    LLM_CONFIG = "LlmConfigError"  # 400/404/422: unknown model, bad base URL, rejected request
+    LLM_CONTEXT_TOO_LONG = "LlmContextTooLong"  # the prompt does not fit the model's context window
+    # Not retried by Temporal: the workflow catches this type and parks the run on a timer instead.
+    LLM_QUOTA_EXHAUSTED = "LlmQuotaExhausted"
+    # Retryable model failures: a rate limit, a provider or network fault, a reply without JSON.
+    LLM_RATE_LIMITED = "LlmRateLimited"
+    LLM_UNAVAILABLE = "LlmUnavailable"
+    LLM_GARBLED_REPLY = "LlmGarbledReply"
+    # Retryable fetch and search failures (deepsci/fetcher.py, deepsci/search_providers.py).
+    FETCH_ERROR = "FetchError"
+    FETCH_TIMEOUT = "FetchTimeout"
+    RATE_LIMITED = "RateLimited"  # our own per-provider rate limit, waits next_retry_delay
+    SEARCH_TIMEOUT = "SearchTimeout"
+    SEARCH_UNAVAILABLE = "SearchUnavailable"
+    SEARCH_BAD_RESPONSE = "SearchBadResponse"
+    # Slack (deepsci/slack/poster.py): SlackError is raised non-retryable (a bad token or channel).
+    SLACK_ERROR = "SlackError"
+    SLACK_UNAVAILABLE = "SlackUnavailable"
+    SLACK_GATE_MESSAGE_PENDING = "SlackGateMessagePending"  # "decided" waits for the "opened" post
+    # The parser child could not load its parser (deepsci/sandbox.py): the worker's fault, retried.
+    PARSER_UNAVAILABLE = "ParserUnavailable"
+
+
+# Plain strings: they go into every retry policy (and so into history) as they always did.
+NON_RETRYABLE_TYPES: tuple[str, ...] = tuple(str(t) for t in (
+    ErrorType.BAD_DOCUMENT, ErrorType.BLOCKED_SOURCE, ErrorType.SCHEMA_VIOLATION, ErrorType.INVALID_INPUT,
+    ErrorType.LLM_AUTH, ErrorType.LLM_CONFIG, ErrorType.LLM_CONTEXT_TOO_LONG, ErrorType.LLM_QUOTA_EXHAUSTED,
+))
+
+# The historic module-level names of the non-retryable types (imported by parsing, sandbox,
+# corpus and their tests); they are the enum members themselves, not a second list.
+BadDocument = ErrorType.BAD_DOCUMENT
+BlockedSource = ErrorType.BLOCKED_SOURCE
+SchemaViolation = ErrorType.SCHEMA_VIOLATION
+InvalidInput = ErrorType.INVALID_INPUT
+LlmAuthError = ErrorType.LLM_AUTH
+LlmConfigError = ErrorType.LLM_CONFIG
+LlmContextTooLong = ErrorType.LLM_CONTEXT_TOO_LONG
+LlmQuotaExhausted = ErrorType.LLM_QUOTA_EXHAUSTED
 
 
 def non_retryable(kind: str, message: str) -> ApplicationError:
     """An ApplicationError Temporal fails at once, with a reason the user can read."""
     if kind not in NON_RETRYABLE_TYPES:
         raise ValueError(f"unknown non-retryable type {kind!r}")
-    return ApplicationError(message, type=kind, non_retryable=True)
+    return ApplicationError(message, type=str(kind), non_retryable=True)
 
 
 # HTTP status codes that mean "this request will never work": fail fast, say what to fix.

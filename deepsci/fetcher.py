@@ -48,7 +48,7 @@ import httpx
 import idna
 from temporalio.exceptions import ApplicationError
 
-from deepsci.errors import BadDocument, BlockedSource, http_error, non_retryable
+from deepsci.errors import BadDocument, BlockedSource, ErrorType, http_error, non_retryable
 from deepsci.http_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_capped
 from deepsci.http_deadline import DeadlineBackend, deadline, deadline_transport, time_left
 from deepsci.parsing import sniff_kind
@@ -227,9 +227,9 @@ class _Guard:
                 raise non_retryable(BlockedSource, f"invalid host name {host!r}: {err}") from err
             except OSError as err:
                 # A name that does not resolve may resolve later (DNS outage): retryable.
-                raise ApplicationError(f"cannot resolve {host}: {err}", type="FetchError") from err
+                raise ApplicationError(f"cannot resolve {host}: {err}", type=ErrorType.FETCH_ERROR) from err
         if not addresses:
-            raise ApplicationError(f"cannot resolve {host}: no addresses", type="FetchError")
+            raise ApplicationError(f"cannot resolve {host}: no addresses", type=ErrorType.FETCH_ERROR)
         checked: list[str] = []
         for addr in addresses:
             try:
@@ -400,7 +400,7 @@ class SafeFetcher:
     def _check_time(self, url: str) -> None:
         left = time_left()
         if left is not None and left <= 0:
-            raise ApplicationError(f"fetch took longer than {self.timeout_s:g} s: {url}", type="FetchTimeout")
+            raise ApplicationError(f"fetch took longer than {self.timeout_s:g} s: {url}", type=ErrorType.FETCH_TIMEOUT)
 
     def _error(self, err: Exception, url: str) -> ApplicationError:
         """The one place a fetch failure gets its type: retryable only where a retry can help."""
@@ -413,18 +413,18 @@ class SafeFetcher:
             left = time_left()
             if left is not None and left <= 0.05:
                 return ApplicationError(f"fetch took longer than {self.timeout_s:g} s ({name}): {url}",
-                                        type="FetchTimeout")
-            return ApplicationError(f"fetch timed out ({name}): {url}", type="FetchTimeout")
+                                        type=ErrorType.FETCH_TIMEOUT)
+            return ApplicationError(f"fetch timed out ({name}): {url}", type=ErrorType.FETCH_TIMEOUT)
         if isinstance(err, httpx.UnsupportedProtocol | httpx.InvalidURL):
             return non_retryable(BlockedSource, f"invalid URL ({name}: {err}): {url}")
         if isinstance(err, httpx.ProtocolError):
             text = str(err).lower()
             if any(w in text for w in ("disconnected", "peer closed", "incomplete", "connection reset")):
                 # The server hung up mid-exchange: a later attempt may get the whole answer.
-                return ApplicationError(f"fetch failed ({name}: {err}): {url}", type="FetchError")
+                return ApplicationError(f"fetch failed ({name}: {err}): {url}", type=ErrorType.FETCH_ERROR)
             return non_retryable(BadDocument, f"malformed HTTP response ({err}): {url}")
         if isinstance(err, httpx.HTTPError):  # connect/read/write errors: the network's trouble, retried
-            return ApplicationError(f"fetch failed ({name}: {err}): {url}", type="FetchError")
+            return ApplicationError(f"fetch failed ({name}: {err}): {url}", type=ErrorType.FETCH_ERROR)
         if isinstance(err, UnicodeError | ValueError):
             return non_retryable(BadDocument, f"malformed HTTP response ({name}: {err}): {url}")
         if isinstance(err, MemoryError):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
 from deepsci.errors import NON_RETRYABLE_TYPES
 
-__all__ = ["ActivityOptions", "POLICIES"]
+__all__ = ["ActivityOptions", "Policies", "POLICIES"]
 
 
 def _retry(initial_s: float, max_interval_s: float, attempts: int) -> RetryPolicy:
@@ -36,16 +36,28 @@ class ActivityOptions:
         return out
 
 
-# Third-party client timeouts must stay below these start-to-close values (Temporal owns retries).
-POLICIES: dict[str, ActivityOptions] = {
-    # The heartbeat timeout is what detects a dead worker quickly: an activity that can run
-    # longer than it must heartbeat (index, search over a fresh corpus, sandboxed parsing);
-    # the offline engine's calls finish in well under a second; model calls heartbeat from a
-    # background thread while they wait (deepsci/heartbeat.py).
-    "llm": ActivityOptions(timedelta(minutes=3), _retry(2, 60, 8), timedelta(seconds=30)),
-    "search": ActivityOptions(timedelta(minutes=5), _retry(1, 30, 6), timedelta(seconds=30)),
-    "fetch": ActivityOptions(timedelta(minutes=2), _retry(1, 30, 5), timedelta(seconds=30)),
-    "embed": ActivityOptions(timedelta(minutes=10), _retry(1, 30, 6), timedelta(seconds=60)),
-    "store": ActivityOptions(timedelta(seconds=60), _retry(0.5, 10, 10)),
-    "notify": ActivityOptions(timedelta(seconds=30), _retry(1, 60, 10)),
-}
+@dataclass(frozen=True)
+class Policies:
+    """The named policies, as attributes: a misspelt name fails where the route table is built
+    (at import), not inside workflow code (where an error retries the workflow task forever).
+
+    Third-party client timeouts must stay below these start-to-close values (Temporal owns retries).
+    The heartbeat timeout is what detects a dead worker quickly: an activity that can run longer
+    than it must heartbeat (index, search over a fresh corpus, sandboxed parsing); the offline
+    engine's calls finish in well under a second; model calls heartbeat from a background thread
+    while they wait (deepsci/heartbeat.py).
+    """
+
+    llm: ActivityOptions = ActivityOptions(timedelta(minutes=3), _retry(2, 60, 8), timedelta(seconds=30))
+    search: ActivityOptions = ActivityOptions(timedelta(minutes=5), _retry(1, 30, 6), timedelta(seconds=30))
+    fetch: ActivityOptions = ActivityOptions(timedelta(minutes=2), _retry(1, 30, 5), timedelta(seconds=30))
+    embed: ActivityOptions = ActivityOptions(timedelta(minutes=10), _retry(1, 30, 6), timedelta(seconds=60))
+    store: ActivityOptions = ActivityOptions(timedelta(seconds=60), _retry(0.5, 10, 10))
+    notify: ActivityOptions = ActivityOptions(timedelta(seconds=30), _retry(1, 60, 10))
+
+    def items(self) -> list[tuple[str, ActivityOptions]]:
+        """(name, options) of every policy, e.g. for tests that check them all."""
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
+
+POLICIES = Policies()

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-__all__ = ["Queues"]
+__all__ = ["Queues", "Role", "ROLES", "ActivityRole"]
+
+# The queue roles: workflow tasks, then one per resource activities need.
+Role = Literal["workflows", "llm", "io", "cpu"]
+ActivityRole = Literal["llm", "io", "cpu"]
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,12 @@ class Queues:
     @property
     def cpu(self) -> str:
         return f"{self.prefix}-cpu"
+
+    def of(self, role: Role) -> str:
+        """The queue of ``role`` (``"llm"`` -> ``<prefix>-llm``)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown queue role {role!r} (one of {', '.join(ROLES)})")
+        return f"{self.prefix}-{role}"
 
     @classmethod
     def of_workflow_queue(cls, task_queue: str) -> Queues:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from temporalio.exceptions import ApplicationError
 
-from deepsci.errors import NON_RETRYABLE_TYPES, BadDocument, non_retryable
+from deepsci.errors import NON_RETRYABLE_TYPES, BadDocument, ErrorType, non_retryable
 from deepsci.parsing import ParsedDocument, Segment, parse_document, sniff_kind
 
 __all__ = ["ParseLimits", "parse_isolated", "needs_isolation", "ISOLATED_KINDS", "DEFAULT_PARSER"]
@@ -291,7 +291,7 @@ def _child_main(argv: list[str]) -> int:
             reply = json.dumps({"error": {"type": exc.type, "message": exc.message,
                                           "non_retryable": exc.non_retryable}}).encode()
     except ImportError as exc:  # the worker's environment, not the document: retryable, and loud
-        reply = json.dumps({"error": {"type": "ParserUnavailable", "non_retryable": False,
+        reply = json.dumps({"error": {"type": ErrorType.PARSER_UNAVAILABLE, "non_retryable": False,
                                       "message": f"parser could not be loaded (memory limit {args.memory_mb} MB): "
                                                  f"{type(exc).__name__}: {exc}"}}).encode()
     except BaseException as exc:  # noqa: BLE001 - every parser failure is reported, none escapes

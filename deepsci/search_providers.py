@@ -35,7 +35,7 @@ import httpx
 from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import SearchHit
-from deepsci.errors import BadDocument, InvalidInput, http_error, non_retryable
+from deepsci.errors import BadDocument, ErrorType, InvalidInput, http_error, non_retryable
 from deepsci.http_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_capped
 from deepsci.http_deadline import deadline, deadline_transport
 
@@ -112,7 +112,7 @@ class TokenBucket:
                 return
             if waited + wait > max_wait_s:
                 raise ApplicationError(f"{name}: local rate limit, next request in {wait:.1f} s",
-                                       type="RateLimited", next_retry_delay=timedelta(seconds=max(wait, 0.1)))
+                                       type=ErrorType.RATE_LIMITED, next_retry_delay=timedelta(seconds=max(wait, 0.1)))
             self.sleep(wait)
             waited += wait
 
@@ -181,12 +181,12 @@ class _HttpProvider:
             with deadline(self.timeout_s), self.client.stream(method, self.base_url + path, **kw) as resp:
                 body = read_capped(resp, MAX_RESPONSE_BYTES)
         except httpx.TimeoutException as err:
-            raise ApplicationError(f"{self.name}: timed out: {err}", type="SearchTimeout") from err
+            raise ApplicationError(f"{self.name}: timed out: {err}", type=ErrorType.SEARCH_TIMEOUT) from err
         except (BodyTooLarge, BadEncoding) as err:
             # The same answer on every retry: the chain moves on to the next provider instead.
             raise non_retryable(BadDocument, f"{self.name}: response refused: {err}") from err
         except (httpx.HTTPError, httpx.InvalidURL) as err:  # InvalidURL: a redirect with a broken Location
-            raise ApplicationError(f"{self.name}: {type(err).__name__}: {err}", type="SearchUnavailable") from err
+            raise ApplicationError(f"{self.name}: {type(err).__name__}: {err}", type=ErrorType.SEARCH_UNAVAILABLE) from err
         if resp.status_code >= 400:
             retry_after = resp.headers.get("retry-after")
             text = body[:200].decode("utf-8", "replace").strip()
@@ -200,9 +200,9 @@ class _HttpProvider:
         try:
             data = json.loads(resp.content)
         except ValueError as err:  # UnicodeDecodeError is a ValueError too
-            raise ApplicationError(f"{self.name}: response is not JSON", type="SearchBadResponse") from err
+            raise ApplicationError(f"{self.name}: response is not JSON", type=ErrorType.SEARCH_BAD_RESPONSE) from err
         if not isinstance(data, dict):
-            raise ApplicationError(f"{self.name}: unexpected JSON shape", type="SearchBadResponse")
+            raise ApplicationError(f"{self.name}: unexpected JSON shape", type=ErrorType.SEARCH_BAD_RESPONSE)
         return data
 
     def close(self) -> None:
@@ -246,7 +246,7 @@ class ArxivProvider(_HttpProvider):
         try:
             root = ET.fromstring(resp.content)
         except ET.ParseError as err:
-            raise ApplicationError(f"arxiv: response is not Atom XML: {err}", type="SearchBadResponse") from err
+            raise ApplicationError(f"arxiv: response is not Atom XML: {err}", type=ErrorType.SEARCH_BAD_RESPONSE) from err
         hits = []
         for i, entry in enumerate(root.iter(f"{_ATOM}entry")):
             abs_url = (entry.findtext(f"{_ATOM}id") or "").strip()

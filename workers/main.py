@@ -21,46 +21,43 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.deps import Deps, build_deps
-from activities.indexing import IndexActivities
-from activities.notify import NotifyActivities
-from activities.planning import PlanActivities
-from activities.publishing import PublishActivities
-from activities.sources import SourceActivities
-from activities.writing import WritingActivities
-from deepsci.queues import Queues
+from activities.routes import ACTIVITY_CLASSES, bound_routes
+from deepsci.queues import ROLES, Queues, Role
 from deepsci.settings import Settings, get_settings
 from deepsci.temporal_client import connect, ensure_search_attributes
 from workflows import search_attributes
 from workflows.investigate import InvestigateWorkflow
 from workflows.research import ResearchWorkflow
 
-__all__ = ["build_workers", "run_worker", "serve", "ROLES", "GRACEFUL_SHUTDOWN"]
+__all__ = ["activities_by_role", "build_workers", "run_worker", "serve", "ROLES", "GRACEFUL_SHUTDOWN"]
 
-ROLES = ("workflows", "llm", "io", "cpu")
 # How long in-flight activities may run on after a shutdown request (`deepsci down` waits 15 s
 # before it sends SIGKILL, so keep this below that).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 log = logging.getLogger("deepsci.worker")
 
 
-def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[str] = ROLES,
+def activities_by_role(deps: Deps) -> dict[str, list]:
+    """Each activity queue role's activities, bound to one instance per activity class, as the
+    route table (activities/routes.py) says."""
+    by_role: dict[str, list] = {}
+    for route, bound in bound_routes({cls: cls(deps) for cls in ACTIVITY_CLASSES}):
+        by_role.setdefault(route.role, []).append(bound)
+    return by_role
+
+
+def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[Role] = ROLES,
                   executor: ThreadPoolExecutor | None = None) -> list[Worker]:
     q = Queues(prefix)
     executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="deepsci-activity")
-    src, idx = SourceActivities(deps), IndexActivities(deps)
-    wri, pub = WritingActivities(deps), PublishActivities(deps)
-    by_role = {
-        "llm": [PlanActivities(deps).plan, wri.draft, wri.critique, wri.aggregate],
-        "io": [src.search, pub.publish, NotifyActivities(deps).notify],
-        "cpu": [src.fetch_parse, idx.index, idx.retrieve],
-    }
+    by_role = activities_by_role(deps)
     workers = []
     for role in roles:
         if role == "workflows":
             workers.append(Worker(client, task_queue=q.workflows,
                                   workflows=[ResearchWorkflow, InvestigateWorkflow]))
         else:
-            workers.append(Worker(client, task_queue=getattr(q, role), activities=by_role[role],
+            workers.append(Worker(client, task_queue=q.of(role), activities=by_role[role],
                                   activity_executor=executor, max_concurrent_activities=8,
                                   graceful_shutdown_timeout=GRACEFUL_SHUTDOWN))
     return workers
@@ -117,7 +114,7 @@ def _restore_signal_handlers(installed: list[tuple[signal.Signals, object]]) -> 
             signal.signal(sig, previous)  # type: ignore[arg-type]
 
 
-async def run_worker(settings: Settings | None = None, roles: Sequence[str] = ROLES, *,
+async def run_worker(settings: Settings | None = None, roles: Sequence[Role] = ROLES, *,
                      stop: asyncio.Event | None = None, handle_signals: bool = True,
                      close_stores: bool = False) -> None:
     """Serve ``roles`` until ``stop`` is set or (with ``handle_signals``) SIGTERM/SIGINT arrives;

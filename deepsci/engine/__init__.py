@@ -1,1 +1,2 @@
-"""Report-writing engines: the offline extractive engine (default) and, later, OpenAI-compatible models."""
+"""Report-writing engines: the offline extractive engine (default, ``offline``) and the engine for
+OpenAI-compatible models (``model``), chosen per worker by whether a model is configured."""

@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import LlmUsage
-from deepsci.errors import SchemaViolation
+from deepsci.errors import ErrorType, SchemaViolation
 from deepsci.heartbeat import heartbeating
 from deepsci.llm.provider import make_openai_client, provider_error
 from deepsci.llm.structured import ReplyError, parse_reply, strict_schema
@@ -122,7 +122,7 @@ class LlmClient:
         # Only garbled replies in a row: retryable, like any transport fault; the next attempt
         # replays these from the cache and asks once more (bounded by the llm policy's attempts).
         raise ApplicationError(f"llm {step}: model {model} replied {limit} times without valid JSON: {error}",
-                               type="LlmGarbledReply")
+                               type=ErrorType.LLM_GARBLED_REPLY)
 
     # ------------------------------------------------------------ one billed HTTP call
 

@@ -13,6 +13,7 @@ import openai
 from temporalio.exceptions import ApplicationError
 
 from deepsci.errors import (
+    ErrorType,
     LlmAuthError,
     LlmConfigError,
     LlmContextTooLong,
@@ -21,11 +22,11 @@ from deepsci.errors import (
 )
 from deepsci.settings import Settings
 
-__all__ = ["make_openai_client", "provider_error", "LlmRateLimited", "LlmUnavailable"]
+__all__ = ["make_openai_client", "provider_error"]
 
 # Retryable types (Temporal backs off, or waits next_retry_delay when the provider said how long).
-LlmRateLimited = "LlmRateLimited"
-LlmUnavailable = "LlmUnavailable"
+LlmRateLimited = ErrorType.LLM_RATE_LIMITED
+LlmUnavailable = ErrorType.LLM_UNAVAILABLE
 
 # What servers say when the prompt does not fit, as quoted in public issue reports and logs (found
 # with a code/issue search; the servers' own sources were not at hand):

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import NotifyInput
-from deepsci.errors import http_error
+from deepsci.errors import ErrorType, http_error
 from deepsci.slack import blocks as bk
 from deepsci.temporal_client import web_ui_link
 
@@ -68,9 +68,9 @@ def slack_error(method: str, response: Any) -> ApplicationError:
     if status >= 500:
         return http_error(f"Slack {method}", status, error, headers.get("retry-after"))
     if error in _RETRYABLE_ERRORS:
-        return ApplicationError(f"Slack {method}: {error} (will retry)", type="SlackUnavailable")
+        return ApplicationError(f"Slack {method}: {error} (will retry)", type=ErrorType.SLACK_UNAVAILABLE)
     hint = _HINTS.get(error, "see https://api.slack.com/methods/" + method)
-    return ApplicationError(f"Slack {method} failed: {error}: {hint}", type="SlackError", non_retryable=True)
+    return ApplicationError(f"Slack {method} failed: {error}: {hint}", type=ErrorType.SLACK_ERROR, non_retryable=True)
 
 
 def call(client: WebClient, method: str, **kwargs: Any) -> dict:
@@ -80,7 +80,7 @@ def call(client: WebClient, method: str, **kwargs: Any) -> dict:
     except SlackApiError as exc:
         raise slack_error(method, exc.response) from None
     except OSError as exc:  # refused, reset, DNS, timeout (URLError is an OSError): Slack may come back
-        raise ApplicationError(f"Slack {method}: {exc}", type="SlackUnavailable") from None
+        raise ApplicationError(f"Slack {method}: {exc}", type=ErrorType.SLACK_UNAVAILABLE) from None
 
 
 def opened_key(n: NotifyInput) -> str:
@@ -150,11 +150,11 @@ class SlackPoster:
         if not where:
             if attempt < DECIDED_WAITS_FOR_OPENED:
                 raise ApplicationError(f"the {n.gate} gate message of {n.workflow_id} is not posted yet",
-                                       type="SlackGateMessagePending")
+                                       type=ErrorType.SLACK_GATE_MESSAGE_PENDING)
             log.info("slack: no gate message for %s to mark decided", n.idempotency_key)
             return None
         if n.decision is None:
-            raise ApplicationError("a decided notification without its decision", type="SlackError",
+            raise ApplicationError("a decided notification without its decision", type=ErrorType.SLACK_ERROR,
                                    non_retryable=True)
         shown = NotifyInput.model_validate(opened)  # the question and plan/report the message shows
         # A decided notice carries the plan the run follows: different from the one shown = edited.

@@ -21,7 +21,8 @@ from starter.replay import replay_histories
 from tests.helpers import CORPUS, running
 from workers.main import build_workers
 from workflows import search_attributes
-from workflows.research import MAX_REMINDERS_PER_GATE, ResearchWorkflow
+from workflows.gates import MAX_REMINDERS_PER_GATE
+from workflows.research import ResearchWorkflow
 
 
 def _test_server() -> str:
