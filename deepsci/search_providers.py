@@ -186,7 +186,8 @@ class _HttpProvider:
             # The same answer on every retry: the chain moves on to the next provider instead.
             raise non_retryable(BadDocument, f"{self.name}: response refused: {err}") from err
         except (httpx.HTTPError, httpx.InvalidURL) as err:  # InvalidURL: a redirect with a broken Location
-            raise ApplicationError(f"{self.name}: {type(err).__name__}: {err}", type=ErrorType.SEARCH_UNAVAILABLE) from err
+            raise ApplicationError(f"{self.name}: {type(err).__name__}: {err}",
+                                   type=ErrorType.SEARCH_UNAVAILABLE) from err
         if resp.status_code >= 400:
             retry_after = resp.headers.get("retry-after")
             text = body[:200].decode("utf-8", "replace").strip()
@@ -246,7 +247,8 @@ class ArxivProvider(_HttpProvider):
         try:
             root = ET.fromstring(resp.content)
         except ET.ParseError as err:
-            raise ApplicationError(f"arxiv: response is not Atom XML: {err}", type=ErrorType.SEARCH_BAD_RESPONSE) from err
+            raise ApplicationError(f"arxiv: response is not Atom XML: {err}",
+                                   type=ErrorType.SEARCH_BAD_RESPONSE) from err
         hits = []
         for i, entry in enumerate(root.iter(f"{_ATOM}entry")):
             abs_url = (entry.findtext(f"{_ATOM}id") or "").strip()
