@@ -1,4 +1,5 @@
-"""The route table: for each activity, the queue role that runs it and its named policy.
+"""The route table: for each activity, the queue role that runs it, its named policy and the
+thread pool (family) it runs in inside a worker.
 
 Said once, read twice: the workflows call activities through it (``workflows/calls.py``) and the
 worker registers activities from it (``workers/main.py``). It is checked when this module loads:
@@ -21,7 +22,7 @@ from activities.publishing import PublishActivities
 from activities.sources import SourceActivities
 from activities.writing import WritingActivities
 from deepsci.policies import POLICIES, ActivityOptions
-from deepsci.queues import ActivityRole
+from deepsci.queues import ActivityRole, Pool
 
 __all__ = ["ACTIVITY_CLASSES", "ROUTES", "Route", "activity_name", "bound_routes", "check_routes", "route_of"]
 
@@ -35,6 +36,9 @@ class Route:
     method: Callable[..., Any]  # the activity method on its class, e.g. SourceActivities.search
     role: ActivityRole
     policy: ActivityOptions
+    # Each family has its own threads in a worker (workers/pools.py), so slow fetches cannot
+    # starve model calls, indexing or notifications.
+    pool: Pool
 
     @property
     def name(self) -> str:
@@ -59,6 +63,8 @@ def check_routes(routes: Iterable[Route], classes: Iterable[type]) -> dict[Calla
     for r in routes:
         if r.role not in get_args(ActivityRole):
             raise ValueError(f"route of {r.method.__qualname__}: unknown queue role {r.role!r}")
+        if r.pool not in get_args(Pool):
+            raise ValueError(f"route of {r.method.__qualname__}: unknown thread pool {r.pool!r}")
         if r.method in by_method:
             raise ValueError(f"{r.method.__qualname__} is routed twice")
         by_method[r.method] = r
@@ -74,18 +80,18 @@ def check_routes(routes: Iterable[Route], classes: Iterable[type]) -> dict[Calla
 
 ROUTES: dict[Callable[..., Any], Route] = check_routes([
     # Model steps: a rate-limited queue of their own.
-    Route(PlanActivities.plan, "llm", POLICIES.llm),
-    Route(WritingActivities.draft, "llm", POLICIES.llm),
-    Route(WritingActivities.critique, "llm", POLICIES.llm),
-    Route(WritingActivities.aggregate, "llm", POLICIES.llm),
+    Route(PlanActivities.plan, "llm", POLICIES.llm, "model"),
+    Route(WritingActivities.draft, "llm", POLICIES.llm, "model"),
+    Route(WritingActivities.critique, "llm", POLICIES.llm, "model"),
+    Route(WritingActivities.aggregate, "llm", POLICIES.llm, "model"),
     # Network and external writes.
-    Route(SourceActivities.search, "io", POLICIES.search),
-    Route(PublishActivities.publish, "io", POLICIES.store),
-    Route(NotifyActivities.notify, "io", POLICIES.notify),
+    Route(SourceActivities.search, "io", POLICIES.search, "search"),
+    Route(PublishActivities.publish, "io", POLICIES.store, "store"),
+    Route(NotifyActivities.notify, "io", POLICIES.notify, "notify"),
     # Parsing (in parser children) and embedding.
-    Route(SourceActivities.fetch_parse, "cpu", POLICIES.fetch),
-    Route(IndexActivities.index, "cpu", POLICIES.embed),
-    Route(IndexActivities.retrieve, "cpu", POLICIES.embed),
+    Route(SourceActivities.fetch_parse, "cpu", POLICIES.fetch, "fetch"),
+    Route(IndexActivities.index, "cpu", POLICIES.embed, "store"),
+    Route(IndexActivities.retrieve, "cpu", POLICIES.embed, "store"),
 ], ACTIVITY_CLASSES)
 
 

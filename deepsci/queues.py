@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-__all__ = ["Queues", "Role", "ROLES", "ActivityRole"]
+__all__ = ["Queues", "Role", "ROLES", "ActivityRole", "Pool"]
 
 # The queue roles: workflow tasks, then one per resource activities need.
 Role = Literal["workflows", "llm", "io", "cpu"]
 ActivityRole = Literal["llm", "io", "cpu"]
 ROLES: tuple[Role, ...] = get_args(Role)
+# Thread pools inside one worker, one per activity family (workers/pools.py): fetch+parse, search,
+# model calls, stores and indexing, notifications.
+Pool = Literal["fetch", "search", "model", "store", "notify"]
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,15 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(default=1024, ge=256)  # pymupdf alone needs ~150 MB
     parse_cpu_s: int = Field(default=60, ge=1)
 
+    # Worker threads per activity family (workers/pools.py): a slow family fills only its own
+    # pool, so trickling web servers cannot starve model calls, indexing or notifications.
+    # Fetches wait on remote servers (up to fetch_timeout_s each), so their pool is the largest.
+    worker_threads_fetch: int = Field(default=16, ge=1, le=256)
+    worker_threads_search: int = Field(default=4, ge=1, le=256)
+    worker_threads_model: int = Field(default=8, ge=1, le=256)
+    worker_threads_store: int = Field(default=4, ge=1, le=256)
+    worker_threads_notify: int = Field(default=2, ge=1, le=256)
+
     # Fetching http(s) sources (deepsci/fetcher.py, docs/fetching-and-search.md). Internal
     # addresses are refused; fetch_allow_hosts lists exceptions ("host", "host:port", "ip:port",
     # CIDR), for tests and intranets. fetch_timeout_s is the whole fetch's budget and must stay

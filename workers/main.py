@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -25,6 +24,7 @@ from activities.routes import ACTIVITY_CLASSES, bound_routes
 from deepsci.queues import ROLES, Queues, Role
 from deepsci.settings import Settings, get_settings
 from deepsci.temporal_client import connect, ensure_search_attributes
+from workers.pools import ActivityPools
 from workflows import search_attributes
 from workflows.investigate import InvestigateWorkflow
 from workflows.research import ResearchWorkflow
@@ -47,9 +47,10 @@ def activities_by_role(deps: Deps) -> dict[str, list]:
 
 
 def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[Role] = ROLES,
-                  executor: ThreadPoolExecutor | None = None) -> list[Worker]:
+                  pools: ActivityPools | None = None) -> list[Worker]:
+    """One Temporal worker per queue role; activities run in their family's thread pool."""
     q = Queues(prefix)
-    executor = executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="deepsci-activity")
+    pools = pools or ActivityPools.from_settings(deps.settings)
     by_role = activities_by_role(deps)
     workers = []
     for role in roles:
@@ -58,7 +59,8 @@ def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[Role]
                                   workflows=[ResearchWorkflow, InvestigateWorkflow]))
         else:
             workers.append(Worker(client, task_queue=q.of(role), activities=by_role[role],
-                                  activity_executor=executor, max_concurrent_activities=8,
+                                  activity_executor=pools.fallback(role), interceptors=[pools],
+                                  max_concurrent_activities=pools.slots(role),
                                   graceful_shutdown_timeout=GRACEFUL_SHUTDOWN))
     return workers
 

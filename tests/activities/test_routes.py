@@ -40,11 +40,11 @@ def test_a_missing_or_doubled_route_is_refused_with_its_name():
 
     with pytest.raises(ValueError, match="ExtraActivities.extra has no route"):
         check_routes(ROUTES.values(), [*ACTIVITY_CLASSES, ExtraActivities])
-    twice = [*ROUTES.values(), Route(SourceActivities.search, "cpu", POLICIES.fetch)]
+    twice = [*ROUTES.values(), Route(SourceActivities.search, "cpu", POLICIES.fetch, "fetch")]
     with pytest.raises(ValueError, match="SourceActivities.search is routed twice"):
         check_routes(twice, ACTIVITY_CLASSES)
     with pytest.raises(ValueError, match="unknown queue role 'gpu'"):
-        check_routes([Route(SourceActivities.search, "gpu", POLICIES.search)], [])  # type: ignore[arg-type]
+        check_routes([Route(SourceActivities.search, "gpu", POLICIES.search, "fetch")], [])  # type: ignore[arg-type]
     with pytest.raises(KeyError, match="ExtraActivities.extra"):
         route_of(ExtraActivities.extra)
 
@@ -54,7 +54,7 @@ def test_a_misspelt_policy_fails_when_the_table_module_loads(tmp_path, monkeypat
         "from activities.routes import Route\n"
         "from activities.sources import SourceActivities\n"
         "from deepsci.policies import POLICIES\n"
-        "ROUTES = [Route(SourceActivities.search, 'io', POLICIES.serach)]\n")
+        "ROUTES = [Route(SourceActivities.search, 'io', POLICIES.serach, 'fetch')]\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(AttributeError, match="serach"):
         importlib.import_module("typo_routes")
