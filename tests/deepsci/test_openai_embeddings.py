@@ -17,21 +17,7 @@ from activities.indexing import IndexActivities
 from deepsci.contracts import IndexInput, RetrieveInput
 from deepsci.embedding import CachedEmbedder, LocalE5Embedder, OpenAIEmbedder
 from deepsci.llm.client import LlmClient
-from deepsci.store import ArtifactStore
 from tests.fakes.openai_server import FakeOpenAI
-
-
-@pytest.fixture(scope="module")
-def store(settings):
-    s = ArtifactStore(settings.dsn)
-    s.ensure_schema()
-    return s
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenAI() as f:
-        yield f
 
 
 def embed_settings(settings, fake, **over):

@@ -5,53 +5,24 @@ to what the provider billed, error injection, fail-fast auth errors, budgets and
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
-import uuid
 
 import pytest
 from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
-from deepsci.contracts import BudgetRaise, Progress, ResearchRequest
-from deepsci.llm.client import LlmClient
+from deepsci.contracts import BudgetRaise, ResearchRequest
 from deepsci.text import quote_in
 from tests.fakes.openai_server import HALLUCINATED_QUOTE, FakeOpenAI
-from tests.helpers import CORPUS, running, start_run
-from workers.main import build_workers
+from tests.helpers import CORPUS, model_workers, start_run, wait_progress
+from tests.helpers import MODEL_PRICES as PRICES
 from workflows import search_attributes as sa
 from workflows.research import ResearchWorkflow
 
-PRICES = {"fake-cheap": [1.0, 2.0], "fake-strong": [3.0, 6.0]}
 QUESTION = "How should retries use exponential backoff and jitter?"
 
 
 def _req(**kw) -> ResearchRequest:
     kw = {"max_sub_questions": 2, "auto_approve": True, **kw}
     return ResearchRequest(question=QUESTION, corpus=str(CORPUS), **kw)
-
-
-@contextlib.asynccontextmanager
-async def model_workers(env, deps, fake: FakeOpenAI, **settings):
-    s = deps.settings.model_copy(update={
-        "openai_base_url": fake.base_url, "openai_api_key": "sk-test", "llm_model": "fake-strong",
-        "llm_cheap_model": "fake-cheap", "llm_strong_model": "fake-strong", "llm_prices": PRICES,
-        "llm_timeout_s": 3.0, **settings})
-    model_deps = dataclasses.replace(deps, settings=s, llm=LlmClient(s, deps.store))
-    prefix = f"m{uuid.uuid4().hex[:10]}"
-    async with running(build_workers(env.client, model_deps, prefix)):
-        yield prefix
-
-
-async def wait_progress(handle, pred, timeout_s: float = 90) -> Progress:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        p = await handle.query(ResearchWorkflow.progress)
-        if pred(p):
-            return p
-        if loop.time() > deadline:
-            raise AssertionError(f"condition never held; last progress {p}")
-        await asyncio.sleep(0.1)
 
 
 def assert_citations_check_out(deps, result) -> None:

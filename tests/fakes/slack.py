@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlencode
 
+from deepsci.slack import blocks as bk
 from tests.fakes.web import FakeServer
 
 __all__ = ["SlackFake", "sign", "interaction_body", "command_body", "TOKEN", "APP_TOKEN", "SECRET", "CHANNEL"]
@@ -89,6 +90,33 @@ class SlackFake(FakeServer):
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}; calls: {[m for m, _ in self.calls]}")
             await asyncio.sleep(0.05)
+
+    async def gate_message(self, wid: str, gate: str, version: int, timeout: float = 90.0) -> dict:
+        """The gate message the notify activity posted for ``gate`` v``version`` of run ``wid``."""
+        def find():
+            for m in self.top_level():
+                for b in m["blocks"]:
+                    for e in b.get("elements", []) if b["type"] == "actions" else []:
+                        if bk.GateRef.parse(e["value"]) == bk.GateRef(wid, gate, version):
+                            return json.loads(json.dumps(m))  # a copy: what the reviewer's screen shows
+            return None
+        return await self.until(find, timeout, f"the {gate} gate message v{version} of {wid}")
+
+    def click(self, msg: dict, label: str, user: str, value: str | None = None) -> dict:
+        """The ``block_actions`` payload Slack sends when ``user`` clicks the button ``label`` of ``msg``
+        (over HTTP in ``payload=``, see interaction_body, or in a Socket Mode envelope)."""
+        (button,) = [e for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]
+                     if e["text"]["text"] == label]
+        return {
+            "type": "block_actions", "token": "legacy", "api_app_id": "A0APP", "trigger_id": self.trigger(),
+            "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"},
+            "team": {"id": "T0FAKE", "domain": "fake"},
+            "container": {"type": "message", "message_ts": msg["ts"], "channel_id": CHANNEL, "is_ephemeral": False},
+            "channel": {"id": CHANNEL, "name": "approvals"}, "message": msg,
+            "response_url": f"{self.url}/response/click",
+            "actions": [{"type": "button", "action_id": button["action_id"], "block_id": bk.ACTIONS_BLOCK,
+                         "text": button["text"], "value": value or button["value"], "action_ts": str(time.time())}],
+        }
 
     # ------------------------------------------------------------ the protocol
 

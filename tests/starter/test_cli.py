@@ -6,25 +6,10 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
-from tests.helpers import CORPUS, wait_for_gate
-
-DEEPSCI = str(Path(sys.executable).parent / "deepsci")
-
-
-def _env(env, settings, prefix: str) -> dict[str, str]:
-    return {**os.environ, "DEEPSCI_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
-            "DATABASE_URL": settings.dsn, "DEEPSCI_HOME": str(settings.home_dir),
-            "DEEPSCI_TASK_QUEUE_PREFIX": prefix, "COLUMNS": "200"}
-
-
-async def _deepsci(env_vars, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        DEEPSCI, *args, env=env_vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
-    return proc.returncode, out.decode(), err.decode()
+from tests.helpers import CORPUS, DEEPSCI, wait_for_gate
+from tests.helpers import cli_env as _env
+from tests.helpers import deepsci_cli as _deepsci
 
 
 def test_help_lists_every_command():

@@ -9,7 +9,8 @@ import json
 from deepsci.contracts import GateDecision, ResearchRequest
 from starter.cli import pending_runs
 from tests.helpers import CORPUS, start_run, wait_for_gate
-from tests.starter.test_cli import _deepsci, _env
+from tests.helpers import cli_env as _env
+from tests.helpers import deepsci_cli as _deepsci
 from workflows.research import ResearchWorkflow
 
 

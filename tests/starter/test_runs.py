@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import shutil
 
-from temporalio.api.common.v1 import Payload
-
 from deepsci.contracts import ResearchRequest
 from deepsci.settings import Settings
 from starter.runs import start_or_attach, workflow_id_for
-from tests.helpers import CORPUS, start_run
+from tests.helpers import CORPUS, payloads, start_run
 
 
 async def test_same_id_twice_is_one_run(env, worker, settings):
@@ -62,23 +60,7 @@ async def test_history_carries_references_not_documents(env, worker):
     for wid in ids:
         history = await env.client.get_workflow_handle(wid).fetch_history()
         for event in history.events:
-            for payload in _payloads(event):
+            for payload in payloads(event):
                 biggest = max(biggest, payload.ByteSize())
         assert len(history.to_json()) < 2 * 1024 * 1024
     assert 0 < biggest < 256 * 1024, biggest
-
-
-def _payloads(msg):
-    """Every Payload inside a history event (inputs, results, headers, memos, search attributes)."""
-    if isinstance(msg, Payload):
-        yield msg
-        return
-    for fd, value in msg.ListFields():
-        if fd.message_type is None:
-            continue
-        if fd.is_repeated:
-            values = value.values() if fd.message_type.GetOptions().map_entry else value
-        else:
-            values = [value]
-        for v in values:
-            yield from _payloads(v)

@@ -39,32 +39,13 @@ class Stack:
             return await http.post(self.url, content=body, headers=headers if headers is not None else sign(body))
 
     async def gate_message(self, wid: str, gate: str, version: int) -> dict:
-        """The gate message the notify activity posted, with its buttons."""
-        def find():
-            for m in self.slack.top_level():
-                for b in m["blocks"]:
-                    for e in b.get("elements", []) if b["type"] == "actions" else []:
-                        if bk.GateRef.parse(e["value"]) == bk.GateRef(wid, gate, version):
-                            return json.loads(json.dumps(m))  # a copy: what the reviewer's screen shows
-            return None
-        return await self.slack.until(find, 90, f"the {gate} gate message v{version} of {wid}")
+        return await self.slack.gate_message(wid, gate, version)
 
     def message(self, ts: str) -> dict:
         return self.slack.messages[(CHANNEL, ts)]
 
     async def click(self, msg: dict, label: str, user: str, value: str | None = None) -> httpx.Response:
-        (button,) = [e for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]
-                     if e["text"]["text"] == label]
-        payload = {
-            "type": "block_actions", "token": "legacy", "api_app_id": "A0APP", "trigger_id": self.slack.trigger(),
-            "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"},
-            "team": {"id": "T0FAKE", "domain": "fake"},
-            "container": {"type": "message", "message_ts": msg["ts"], "channel_id": CHANNEL, "is_ephemeral": False},
-            "channel": {"id": CHANNEL, "name": "approvals"}, "message": msg,
-            "response_url": f"{self.slack.url}/response/click",
-            "actions": [{"type": "button", "action_id": button["action_id"], "block_id": bk.ACTIONS_BLOCK,
-                         "text": button["text"], "value": value or button["value"], "action_ts": str(time.time())}],
-        }
+        payload = self.slack.click(msg, label, user, value)
         started = time.monotonic()
         resp = await self.post(interaction_body(payload))
         assert time.monotonic() - started < 3, "Slack needs the ack within 3 seconds"

@@ -47,18 +47,24 @@ async def test_http_mode_serves_signed_requests_and_stops_on_sigterm(env):
             url = f"http://127.0.0.1:{port}/slack/events"
             body = command_body("", "U0ANN", f"{slack.url}/response/cli")
             async with httpx.AsyncClient(timeout=5) as http:
+                resp = None
                 for _ in range(300):
                     try:
                         resp = await http.post(url, content=body, headers=sign(body))
                         break
                     except httpx.ConnectError:
+                        if proc.returncode is not None:  # it exited: no point waiting for the port
+                            break
                         await asyncio.sleep(0.1)
+                assert resp is not None, f"the bot never served on port {port} (exit code {proc.returncode})"
                 assert resp.status_code == 200 and "Usage: `/research <question>`" in resp.text
                 forged = await http.post(url, content=body, headers=sign(body, secret="nope"))
                 assert forged.status_code == 401
         finally:
-            proc.send_signal(signal.SIGTERM)
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(proc.communicate(), timeout=20)
+            print(err.decode())  # the bot's log, shown by pytest when an assertion above fails
     assert proc.returncode == 0, err.decode()
     assert "HTTP mode on http://127.0.0.1" in err.decode() and "stopping" in err.decode()
     assert slack.called("auth.test")  # the token is checked at start-up

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import os
 import signal
 import socket
@@ -23,7 +22,6 @@ import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from deepsci.contracts import ResearchRequest
-from deepsci.slack import blocks as bk
 from deepsci.slack.bot import USAGE, build_app
 from deepsci.slack.bridge import TemporalBridge
 from deepsci.slack.serve import missing_settings
@@ -43,33 +41,6 @@ def _command(text: str, user: str, response_url: str) -> dict:
             "channel_name": "approvals", "user_id": user, "user_name": user.lower(), "command": "/research",
             "text": text, "api_app_id": "A0APP", "is_enterprise_install": "false",
             "response_url": response_url, "trigger_id": f"trig.{uuid.uuid4().hex[:8]}"}
-
-
-def _click(slack: SlackFake, msg: dict, label: str, user: str) -> dict:
-    """A block_actions payload for a button of ``msg``, as tests/test_slack_bot.py posts it over HTTP."""
-    (button,) = [e for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]
-                 if e["text"]["text"] == label]
-    return {
-        "type": "block_actions", "token": "legacy", "api_app_id": "A0APP", "trigger_id": slack.trigger(),
-        "user": {"id": user, "username": user.lower(), "team_id": "T0FAKE"},
-        "team": {"id": "T0FAKE", "domain": "fake"},
-        "container": {"type": "message", "message_ts": msg["ts"], "channel_id": CHANNEL, "is_ephemeral": False},
-        "channel": {"id": CHANNEL, "name": "approvals"}, "message": msg,
-        "response_url": f"{slack.url}/response/click",
-        "actions": [{"type": "button", "action_id": button["action_id"], "block_id": bk.ACTIONS_BLOCK,
-                     "text": button["text"], "value": button["value"], "action_ts": str(time.time())}],
-    }
-
-
-async def _gate_message(slack: SlackFake, wid: str, gate: str, version: int) -> dict:
-    def find():
-        for m in slack.top_level():
-            for b in m["blocks"]:
-                for e in b.get("elements", []) if b["type"] == "actions" else []:
-                    if bk.GateRef.parse(e["value"]) == bk.GateRef(wid, gate, version):
-                        return json.loads(json.dumps(m))
-        return None
-    return await slack.until(find, 60, f"the {gate} gate message v{version} of {wid}")
 
 
 async def _ack(ws: SocketModeFake, eid: str) -> dict:
@@ -116,7 +87,7 @@ async def test_envelopes_over_socket_mode_decide_a_gate_and_answer_commands(env,
     req = ResearchRequest(question="How should retries use exponential backoff and jitter?", corpus=str(CORPUS),
                           max_sub_questions=2, max_revision_rounds=0)
     handle = await env.client.start_workflow(ResearchWorkflow.run, req, id=wid, task_queue=f"{prefix}-workflows")
-    plan_msg = await _gate_message(slack, wid, "plan", 1)
+    plan_msg = await slack.gate_message(wid, "plan", 1)
 
     # The bot as serve.run_bot builds it in Socket Mode; connect() instead of the blocking start().
     handler = SocketModeHandler(build_app(s, bridge), s.slack_app_token)
@@ -145,7 +116,7 @@ async def test_envelopes_over_socket_mode_decide_a_gate_and_answer_commands(env,
 
         # eve clicks Approve: acked, refused to her only, nothing decided
         seen = len(slack.ephemerals)
-        eid = ws.send("interactive", _click(slack, plan_msg, "Approve", EVE))
+        eid = ws.send("interactive", slack.click(plan_msg, "Approve", EVE))
         assert await _ack(ws, eid) == {"envelope_id": eid}
         refusal = await slack.until(lambda: [e for e in slack.ephemerals[seen:] if e["user"] == EVE], 10,
                                     "the refusal to eve")
@@ -153,7 +124,7 @@ async def test_envelopes_over_socket_mode_decide_a_gate_and_answer_commands(env,
         assert (await handle.query(ResearchWorkflow.progress)).decisions == []
 
         # ann clicks Approve on the gate message
-        eid = ws.send("interactive", _click(slack, plan_msg, "Approve", ANN))
+        eid = ws.send("interactive", slack.click(plan_msg, "Approve", ANN))
         assert await _ack(ws, eid) == {"envelope_id": eid}  # acked with its envelope id, no payload
 
         deadline = time.monotonic() + 10

@@ -4,8 +4,7 @@ no payload over 256 KB (the claim check at scale)."""
 from __future__ import annotations
 
 from deepsci.contracts import ResearchRequest
-from tests.helpers import start_run
-from tests.starter.test_runs import _payloads
+from tests.helpers import payloads, start_run
 
 GROUPS = {
     "alpha": "widget calibration drift",
@@ -44,6 +43,6 @@ async def test_a_hundred_sources_keep_histories_small(env, worker, tmp_path):
         size = len(history.to_json())
         assert size < 2 * 1024 * 1024, (wid, size)
         assert len(history.events) < 2000, (wid, len(history.events))
-        biggest = max(p.ByteSize() for e in history.events for p in _payloads(e))
+        biggest = max(p.ByteSize() for e in history.events for p in payloads(e))
         assert biggest < 256 * 1024, (wid, biggest)
         print(f"history {wid}: {len(history.events)} events, {size} bytes JSON, largest payload {biggest} B")

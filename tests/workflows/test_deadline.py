@@ -16,31 +16,11 @@ from temporalio.worker import Worker
 from activities.publishing import PublishActivities
 from activities.sources import SourceActivities
 from deepsci.contracts import GateDecision, NotifyInput, NotifyResult, ResearchRequest
-from deepsci.temporal_client import DATA_CONVERTER, ensure_search_attributes
 from starter.replay import replay_histories
 from tests.helpers import CORPUS, running
 from workers.main import build_workers
-from workflows import search_attributes
 from workflows.gates import MAX_REMINDERS_PER_GATE
 from workflows.research import ResearchWorkflow
-
-
-def _test_server() -> str:
-    import shutil
-    import sys
-    from pathlib import Path
-
-    local = Path(sys.executable).parent / "temporal-test-server"
-    return str(local) if local.exists() else shutil.which("temporal-test-server")
-
-
-@pytest.fixture(scope="module")
-async def skipping_env():
-    e = await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER, test_server_existing_path=_test_server())
-    await ensure_search_attributes(e.client, "default", search_attributes.ALL)
-    yield e
-    await e.shutdown()
 
 
 @pytest.mark.parametrize("policy,status", [("reject", "rejected"), ("approve", "published")])

@@ -155,8 +155,8 @@ async def test_record_histories(env, worker, deps, settings):
     # model-budget-quota: model mode on the fake OpenAI server; a quota error parks the run, then
     # max_llm_calls stops it, `raise_budget` resumes it, both gates decided by Update
     from deepsci.contracts import BudgetRaise
-    from tests.e2e.test_model_mode import model_workers, wait_progress
     from tests.fakes.openai_server import FakeOpenAI
+    from tests.helpers import model_workers, wait_progress
 
     with FakeOpenAI(faults=["insufficient_quota"]) as fake:
         async with model_workers(env, deps, fake) as mprefix:

@@ -6,28 +6,13 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-import pytest
-from temporalio.testing import WorkflowEnvironment
-
 from deepsci.contracts import ResearchRequest
-from deepsci.temporal_client import DATA_CONVERTER, ensure_search_attributes
 from tests.fakes.slack import CHANNEL, TOKEN, SlackFake
 from tests.helpers import CORPUS, running
-from tests.workflows.test_deadline import _test_server
 from workers.main import build_workers
-from workflows import search_attributes
 from workflows.research import ResearchWorkflow
 
 HOUR = 3600.0
-
-
-@pytest.fixture(scope="module")
-async def skipping_env():
-    e = await WorkflowEnvironment.start_time_skipping(
-        data_converter=DATA_CONVERTER, test_server_existing_path=_test_server())
-    await ensure_search_attributes(e.client, "default", search_attributes.ALL)
-    yield e
-    await e.shutdown()
 
 
 async def test_reminders_escalation_and_expiry_in_the_gate_messages_thread(skipping_env, deps):
