@@ -6,6 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from activities.indexing import IndexActivities
+from activities.notify import NotifyActivities
+from activities.routes import route_of
+from activities.sources import SourceActivities
+from activities.writing import WritingActivities
 from deepsci.errors import NON_RETRYABLE_TYPES, http_error, non_retryable, parse_retry_after
 from deepsci.llm.client import MAX_CALLS_PER_STEP
 from deepsci.policies import POLICIES
@@ -24,8 +29,10 @@ def test_client_timeouts_fit_inside_the_policy_of_the_activity_that_uses_them():
     call between two heartbeats, the heartbeat timeout) is cut off and retried as a timeout instead
     of reporting its own error. Checked with the defaults a user gets (no env, no .env)."""
     s = Settings(_env_file=None)
-    # The policy each activity runs under (workflows/research.py, workflows/investigate.py).
-    llm, search, fetch, embed, notify = (POLICIES[n] for n in ("llm", "search", "fetch", "embed", "notify"))
+    # The policy each activity runs under, from the route table the workflows call through.
+    llm, search, fetch, embed, notify = (route_of(a).policy for a in (
+        WritingActivities.draft, SourceActivities.search, SourceActivities.fetch_parse, IndexActivities.index,
+        NotifyActivities.notify))
 
     # plan, draft, critique, aggregate: up to MAX_CALLS_PER_STEP model requests in one attempt
     assert MAX_CALLS_PER_STEP * seconds(s.llm_timeout_s) < llm.start_to_close

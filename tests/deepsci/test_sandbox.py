@@ -1,7 +1,7 @@
 """The parser sandbox: limits hold against a child that misbehaves on purpose, and the parent lives on.
 
 The misbehaving parsers below are module-level functions with ``parse_document``'s signature;
-``parse_isolated(..., parser="tests.test_sandbox:NAME")`` runs one in the child instead of the
+``parse_isolated(..., parser="tests.deepsci.test_sandbox:NAME")`` runs one in the child instead of the
 real parser, under the same limits. They take the path of a file to write their pid into as
 the ``uri`` argument.
 """
@@ -26,7 +26,7 @@ from tests.helpers import CORPUS
 
 PDF = b"%PDF-1.7\n% a PDF header, so the bytes go to the sandbox\n"
 LIMIT = 20 * 1024 * 1024
-HERE = "tests.test_sandbox"
+HERE = "tests.deepsci.test_sandbox"
 
 
 # ---------------------------------------------------------------- parsers that misbehave (run in the child)
