@@ -14,6 +14,7 @@ GateName = Literal["plan", "report"]
 DecisionKind = Literal["approve", "reject", "request_changes"]
 DeadlinePolicy = Literal["reject", "approve", "escalate"]
 SourceStatus = Literal["parsed", "failed"]
+IssueKind = Literal["uncovered", "unsupported", "thin", "reviewer", "dropped_citation", "model"]
 RunStatus = Literal["running", "published", "rejected", "failed", "budget_exhausted"]
 
 
@@ -329,7 +330,7 @@ class DraftRef(Model):
 
 class CritiqueIssue(Model):
     sub_question_id: str
-    kind: Literal["uncovered", "unsupported", "thin", "reviewer", "dropped_citation", "model"]
+    kind: IssueKind
     detail: str
 
 
@@ -363,6 +364,9 @@ class ReportRef(Model):
     usage: LlmUsage = Field(default_factory=LlmUsage)
 
 
+NoticeKind = Literal["reminder", "escalation", "gate_opened", "decided"]
+
+
 class NotifyInput(Model):
     """A notification about a gate: opened (the Slack message with buttons), reminder and
     escalation (thread replies), decided (the message edited to show the outcome)."""
@@ -371,7 +375,7 @@ class NotifyInput(Model):
     workflow_id: str
     gate: GateName
     version: int
-    kind: Literal["reminder", "escalation", "gate_opened", "decided"]
+    kind: NoticeKind
     recipients: list[str] = Field(default_factory=list, description="Empty: the run's reviewers.")
     message: str = ""
     deadline: datetime | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -25,8 +25,11 @@ LOCAL_MODELS = {
 
 
 class Embedder(Protocol):
-    model: str
-    dim: int
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
 
     def passages(self, texts: list[str]) -> np.ndarray: ...
 
@@ -119,7 +122,7 @@ class OpenAIEmbedder:
             batch = [t if t.strip() else " " for t in texts[i : i + self.batch]]
             if activity.in_activity():
                 activity.heartbeat()
-            extra = {"dimensions": self.dimensions} if self.dimensions else {}
+            extra: dict[str, Any] = {"dimensions": self.dimensions} if self.dimensions else {}
             try:
                 resp = self._client.embeddings.create(model=self.api_model, input=batch, **extra)
             except openai.OpenAIError as exc:

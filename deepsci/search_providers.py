@@ -191,10 +191,10 @@ class _HttpProvider:
         if resp.status_code >= 400:
             retry_after = resp.headers.get("retry-after")
             text = body[:200].decode("utf-8", "replace").strip()
-            err = http_error(self.name, resp.status_code, text, retry_after)
-            if err.next_retry_delay is not None:
-                self.bucket.pause(err.next_retry_delay.total_seconds())
-            raise err
+            refused = http_error(self.name, resp.status_code, text, retry_after)
+            if refused.next_retry_delay is not None:
+                self.bucket.pause(refused.next_retry_delay.total_seconds())
+            raise refused
         return _Reply(resp.status_code, resp.headers, body)
 
     def _json(self, resp: _Reply) -> dict:

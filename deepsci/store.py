@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
 __all__ = ["ArtifactStore", "connect_with_retry"]
@@ -91,7 +91,7 @@ class ArtifactStore:
         self.dsn = dsn
 
     @contextmanager
-    def _conn(self) -> Iterator[psycopg.Connection]:
+    def _conn(self) -> Iterator[psycopg.Connection[DictRow]]:
         with psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row) as conn:
             yield conn
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol, TypeVar
 
 from temporalio import workflow
@@ -137,6 +138,10 @@ class Budget:
         finally:
             self.inflight -= 1
 
+    def _may_go_on(self, first: bool) -> bool:
+        """The budget allows the next call; other waiters also wake when the first one lifts the stop."""
+        return self._over_budget() is None or (not first and self.stop is None)
+
     def _over_budget(self) -> str | None:
         """Why the next model call may not start, or None. The next call is assumed to cost what
         an average call so far cost, and calls already in flight are counted the same way."""
@@ -164,9 +169,9 @@ class Budget:
                 self.partial = await self._aggregate_partial(req)
             try:
                 # Other waiters also wake when the first one lifts the stop, and check again.
-                await workflow.wait_condition(
-                    lambda first=first: self._over_budget() is None or (not first and self.stop is None),
-                    timeout=self.stop_deadline - workflow.now())  # type: ignore[operator]
+                # Set by the first waiter; `or now` only satisfies the type checker.
+                until = self.stop_deadline or workflow.now()
+                await workflow.wait_condition(partial(self._may_go_on, first), timeout=until - workflow.now())
             except TimeoutError:
                 raise BudgetStop(self.stop or reason) from None
             if first:

@@ -5,8 +5,10 @@ messages. Workflow code; its state is one dataclass, ``Gates``, held by ``Resear
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from temporalio import workflow
@@ -19,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionRecord,
         GateDecision,
         GateName,
+        NoticeKind,
         NotifyInput,
         ReportRef,
         ResearchRequest,
@@ -128,10 +131,10 @@ class Gates:
         self.open = gate
         self.version += 1
         self.notices = [t for t in self.notices if not t.done()]
-        self.opened_at = workflow.now()
+        self.opened_at = opened_at = workflow.now()
         self.reminders = 0
         self.escalated = False
-        self.deadline = workflow.now() + timedelta(seconds=req.gate_deadline_s)
+        self.deadline = deadline = workflow.now() + timedelta(seconds=req.gate_deadline_s)
         self.run.set_stage(f"awaiting-{gate}-approval")
         workflow.upsert_search_attributes([sa.OPEN_GATE.value_set(gate)])
         if req.auto_approve:
@@ -143,7 +146,7 @@ class Gates:
             if self.messages:
                 self._send(self._notice(gate, "gate_opened", "opened", list(req.allowed_reviewers),
                                         f"the {gate} gate is open", report=report))
-            await self._wait_with_reminders(gate, req, self.opened_at)
+            await self._wait_with_reminders(gate, req, opened_at, deadline)
         else:
             try:
                 await workflow.wait_condition(
@@ -180,7 +183,8 @@ class Gates:
             at=workflow.now(), by_deadline=True,
         )
 
-    async def _wait_with_reminders(self, gate: GateName, req: ResearchRequest, opened_at: datetime) -> None:
+    async def _wait_with_reminders(self, gate: GateName, req: ResearchRequest, opened_at: datetime,
+                                   deadline: datetime) -> None:
         """Wait for a decision until the deadline, sending a reminder every ``reminder_interval_s``;
         with policy ``escalate``, notify the escalation reviewers at the deadline and extend it once.
         A decision (or the deadline) never waits for a notification still being retried."""
@@ -190,11 +194,11 @@ class Gates:
             now = workflow.now()
             more = self.reminders < MAX_REMINDERS_PER_GATE
             notice = None
-            if now >= self.deadline:
+            if now >= deadline:
                 if req.deadline_policy != "escalate" or self.escalated:
                     return
                 self.escalated = True
-                self.deadline = self.deadline + timedelta(seconds=req.gate_deadline_s)
+                self.deadline = deadline = deadline + timedelta(seconds=req.gate_deadline_s)
                 next_reminder = now + interval
                 notice = self._notice(gate, "escalation", "escalation", req.escalation_reviewers,
                                       f"no decision on the {gate} gate within {req.gate_deadline_s:g}s; "
@@ -205,20 +209,23 @@ class Gates:
                 notice = self._notice(gate, "reminder", f"reminder/{self.reminders}",
                                       list(req.allowed_reviewers),
                                       f"the {gate} gate is waiting for a decision (reminder {self.reminders})")
+            done: Callable[[], bool]
             if notice is not None:
                 sent = self._send(notice)
-                done, wake = (lambda t=sent: self.pending is not None or t.done()), self.deadline
+                done, wake = partial(self._decided_or_sent, sent), deadline
             else:
-                done = lambda: self.pending is not None  # noqa: E731
-                wake = min(next_reminder, self.deadline) if more else self.deadline
+                done, wake = (lambda: self.pending is not None), (min(next_reminder, deadline) if more else deadline)
             try:
                 await workflow.wait_condition(done, timeout=wake - now)
             except TimeoutError:
                 pass
 
+    def _decided_or_sent(self, sent: asyncio.Future) -> bool:
+        return self.pending is not None or sent.done()
+
     # ------------------------------------------------------------------ gate messages
 
-    def _notice(self, gate: GateName, kind: str, suffix: str, recipients: list[str], message: str,
+    def _notice(self, gate: GateName, kind: NoticeKind, suffix: str, recipients: list[str], message: str,
                 report: ReportRef | None = None, decision: DecisionRecord | None = None) -> NotifyInput:
         wid = workflow.info().workflow_id
         extra: dict = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from functools import partial
 
 from temporalio import workflow
 
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         ResearchRequest,
         ResearchResult,
         RetrieveInput,
+        RunStatus,
         SourceRecord,
         Stats,
         SubQuestion,
@@ -160,8 +162,8 @@ class ResearchWorkflow:
         by_id = {sq.id: sq for sq in self.plan}
         for rnd in range(1, rounds + 1):
             self.set_stage("critiquing")
-            critique = await self.budget.step(req, lambda rnd=rnd, drafts=drafts, comment=comment: call(
-                WritingActivities.critique,
+            critique = await self.budget.step(req, partial(
+                call, WritingActivities.critique,
                 CritiqueInput(idempotency_key=f"{wid}/critique/r{rnd}{tag}", question=req.question,
                               drafts=drafts, reviewer_comment=comment)))
             weak = {i.sub_question_id for i in critique.issues}
@@ -237,7 +239,7 @@ class ResearchWorkflow:
         b = self.budget
         return run_stats(self.sources.values(), self.chunks, b.calls, b.usage, b.citations_dropped, duration_s)
 
-    def _result(self, wid: str, req: ResearchRequest, status: str, started: datetime,
+    def _result(self, wid: str, req: ResearchRequest, status: RunStatus, started: datetime,
                 message: str, report: ReportRef | None = None) -> ResearchResult:
         return ResearchResult(
             workflow_id=wid, status=status, question=req.question, mode=self.mode, message=message,

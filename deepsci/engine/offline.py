@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from deepsci.contracts import IssueKind
 from deepsci.text import content_terms, normalize_ws, quote_in, sentence_spans, tokens
 
 __all__ = ["MODE", "NO_ANSWER", "plan", "draft_section", "DraftSentence", "check_section"]
@@ -134,9 +135,9 @@ def draft_section(
     return picked
 
 
-def check_section(sentences: list[dict], chunk_texts: dict[str, str]) -> list[tuple[str, str]]:
+def check_section(sentences: list[dict], chunk_texts: dict[str, str]) -> list[tuple[IssueKind, str]]:
     """Critique one drafted section: (kind, detail) for each problem found."""
-    issues: list[tuple[str, str]] = []
+    issues: list[tuple[IssueKind, str]] = []
     if not sentences:
         return [("uncovered", "no evidence sentence addresses this sub-question")]
     for s in sentences:

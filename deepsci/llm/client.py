@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import openai
 from pydantic import BaseModel
@@ -138,14 +138,16 @@ class LlmClient:
             u = hit["usage"]
             return _Reply(hit["content"], u.get("problem"), LlmUsage.model_validate(u))
         try:
+            # max_tokens or max_completion_tokens, as the server wants (reasoning models); one dict,
+            # since the SDK's overloads cannot type a parameter chosen at run time.
+            request: dict[str, Any] = {
+                "model": model, "messages": messages,
+                "response_format": {"type": "json_schema", "json_schema": {
+                    "name": schema.__name__, "schema": strict_schema(schema), "strict": True}},
+                self.settings.llm_max_tokens_param: self.settings.llm_max_output_tokens,
+            }
             with heartbeating():  # a reply can take longer than the llm policy's heartbeat timeout
-                resp = self._client.chat.completions.create(
-                    model=model,
-                    messages=messages,
-                    response_format={"type": "json_schema", "json_schema": {
-                        "name": schema.__name__, "schema": strict_schema(schema), "strict": True}},
-                    **{self.settings.llm_max_tokens_param: self.settings.llm_max_output_tokens},
-                )
+                resp = self._client.chat.completions.create(**request)
         except openai.OpenAIError as exc:
             raise provider_error(exc, base_url=self.settings.openai_base_url, model=model) from exc
         usage = self._usage(model, resp.usage)
