@@ -103,7 +103,7 @@ def slack(
     """Run the Slack approvals bot: gate buttons, modals and `/research` (docs/slack.md)."""
     import logging
 
-    from deepsci.slack.serve import missing_settings, run_bot
+    from starter.slack.serve import missing_settings, run_bot
 
     s = get_settings()
     missing = missing_settings(s, http)
@@ -568,7 +568,7 @@ def eval_cmd(
     concurrency: Annotated[int, typer.Option(min=1, max=16)] = 3,
 ):
     """Run every question of a dataset and print source recall, citation validity and fact coverage."""
-    from evals.runner import print_table, run_dataset
+    from starter.eval_runs import print_table, run_dataset
 
     s = get_settings()
     if not dataset.is_file():
