@@ -7,7 +7,7 @@ import asyncio
 import json
 
 from deepsci.contracts import GateDecision, ResearchRequest
-from starter.cli import pending_runs
+from starter.cli.review import pending_runs
 from tests.helpers import CORPUS, start_run, wait_for_gate
 from tests.starter.test_cli import _deepsci, _env
 from workflows.research import ResearchWorkflow
