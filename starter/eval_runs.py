@@ -1,5 +1,7 @@
 """`deepsci eval`: run every dataset question through the real pipeline and score the reports
-(the scores themselves are pure functions in evals/scoring.py)."""
+(the scores themselves are pure functions in evals/scoring.py). A dataset may pin run options in
+``"request"`` (ResearchRequest fields, e.g. ``{"max_sub_questions": 1}``); the default is the
+model's defaults."""
 
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ async def run_dataset(settings: Settings, dataset: Path, concurrency: int = 3,
 
     async def one(q: dict, bar, task) -> None:
         req = ResearchRequest(question=q["question"], corpus=str(corpus) if corpus else None,
-                              auto_approve=True)
+                              auto_approve=True, **data.get("request", {}))
         async with sem:
             started = await start_or_attach(client, settings, req,
                                             f"research-eval-{data['name']}-{batch}-{q['id']}")
