@@ -39,7 +39,7 @@ REQUEST_FLAGS = {
     "budget_wait": "budget_wait_s",
     "quota_park": "quota_park_s",
 }
-_FIELD_HELP = ResearchRequest.model_fields
+_FIELDS = ResearchRequest.model_fields
 
 
 def build_request(settings: Settings, question: str, corpus: Path | None, search: str,
@@ -136,7 +136,7 @@ def print_result(s, res: ResearchResult, as_json: bool) -> None:
 @model_options(ResearchRequest, REQUEST_FLAGS)
 def run(
     question: Annotated[str, typer.Argument(help="The research question.")],
-    corpus: Annotated[Path | None, typer.Option(help=_FIELD_HELP["corpus"].description)] = None,
+    corpus: Annotated[Path | None, typer.Option(help=_FIELDS["corpus"].description)] = None,
     id: Annotated[str | None, typer.Option("--id", help="Run id (becomes research-<id>).")] = None,
     wait: Annotated[bool, switch("--wait", help="Wait for the result, showing progress.")] = False,
     as_json: Json = False,
@@ -146,7 +146,7 @@ def run(
         help="Notified at the deadline with --deadline-policy escalate (repeatable); default "
              "DEEPSCI_ESCALATION_REVIEWERS.")] = None,
     search: Annotated[str, typer.Option(
-        help=f"{_FIELD_HELP['search'].description} Comma-separated: local, searxng, arxiv, brave, tavily.")
+        help=f"{_FIELDS['search'].description} Comma-separated: local, searxng, arxiv, brave, tavily.")
     ] = "local",
     *,
     fields: dict,
