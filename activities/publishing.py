@@ -8,29 +8,12 @@ from typing import TYPE_CHECKING
 from temporalio import activity
 
 from deepsci.contracts import PublishInput, PublishResult
+from deepsci.report import report_document
 
 if TYPE_CHECKING:
     from activities.deps import Deps
 
-__all__ = ["PublishActivities", "report_document"]
-
-
-def report_document(result: dict, markdown: str) -> dict:
-    """The report contract printed by ``deepsci result --json``."""
-    return {
-        "workflow_id": result["workflow_id"],
-        "status": result["status"],
-        "question": result["question"],
-        "mode": result["mode"],
-        "report_markdown": markdown,
-        "citations": result["citations"],
-        "sources": [
-            {k: s.get(k) for k in ("source_id", "uri", "title", "kind", "status", "error")}
-            for s in result["sources"]
-        ],
-        "stats": result["stats"],
-        "decisions": result.get("decisions", []),
-    }
+__all__ = ["PublishActivities"]
 
 
 class PublishActivities:

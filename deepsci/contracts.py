@@ -25,46 +25,66 @@ class Model(BaseModel):
 # ---------------------------------------------------------------- run request and result
 
 
+# Upper bounds on every wait and budget: a timer past year 9999 ("date value out of range") or a NaN
+# comparison would wedge a run forever, so the request refuses them; the CLI shows these bounds.
+MAX_WAIT_S = 365 * 24 * 3600
+MAX_QUOTA_PARK_S = 7 * 24 * 3600
+MAX_BUDGET_USD = 1_000_000
+MAX_LLM_CALLS = 1_000_000
+
+
 class ResearchRequest(Model):
+    """What a run is asked to do. The CLI derives its `deepsci run` options from these fields
+    (default, bounds and help), so they are said here once."""
+
     question: str = Field(min_length=3, max_length=2000)
     corpus: str | None = Field(
-        default=None, description="Folder searched by the local provider; None = the default corpus."
+        default=None, description="Folder searched by the local provider (unset: DEEPSCI_CORPUS_DIR)."
     )
-    search: list[str] = Field(default_factory=lambda: ["local"], description="Search providers.")
-    max_sub_questions: int = Field(default=4, ge=1, le=12)
-    max_sources_per_sub_question: int = Field(default=4, ge=1, le=25)
-    max_revision_rounds: int = Field(default=1, ge=0, le=5)
+    search: list[str] = Field(default_factory=lambda: ["local"], description="Search providers in fallback order.")
+    max_sub_questions: int = Field(default=4, ge=1, le=12, description="Sub-questions the plan has at most.")
+    max_sources_per_sub_question: int = Field(default=4, ge=1, le=25, description="Sources per sub-question.")
+    max_revision_rounds: int = Field(default=1, ge=0, le=5, description="Revision rounds at most.")
     evidence_per_sub_question: int = Field(default=6, ge=1, le=30)
-    gate_deadline_s: float = Field(default=24 * 3600, gt=0)
+    gate_deadline_s: float = Field(
+        default=24 * 3600, gt=0, le=MAX_WAIT_S, allow_inf_nan=False,
+        description="Seconds a gate waits for a decision (at most 365 days).",
+    )
     deadline_policy: DeadlinePolicy = Field(
         default="reject",
         description="At a gate's deadline: reject, approve, or escalate (notify the escalation "
-                    "reviewers, extend the deadline once by gate_deadline_s, then reject).",
+                    "reviewers, extend the deadline once by the gate deadline, then reject).",
     )
-    auto_approve: bool = False
+    auto_approve: bool = Field(default=False, description="Approve both gates as reviewer `auto`.")
     allowed_reviewers: list[str] = Field(
         default_factory=list, description="Empty means any reviewer may decide."
     )
     reminder_interval_s: float = Field(
-        default=4 * 3600, gt=0, description="A reminder is sent this often while a gate waits."
+        default=4 * 3600, gt=0, le=MAX_WAIT_S, allow_inf_nan=False,
+        description="Seconds between reminders while a gate waits (at most 365 days).",
     )
     escalation_reviewers: list[str] = Field(
         default_factory=list,
         description="Notified at the deadline with policy escalate; they may then decide too.",
     )
     budget_usd: float | None = Field(
-        default=None, gt=0, description="Stop before a model call would take the run's cost past this."
+        default=None, gt=0, le=MAX_BUDGET_USD, allow_inf_nan=False,
+        description="Stop before a model call would take the run's cost past this (USD).",
     )
-    max_llm_calls: int | None = Field(default=None, ge=1, description="Stop before call number N+1.")
+    max_llm_calls: int | None = Field(
+        default=None, ge=1, le=MAX_LLM_CALLS, description="Stop before model call number N+1."
+    )
     budget_wait_s: float = Field(
-        default=24 * 3600, gt=0,
-        description="How long a run stopped by its budget waits for `raise_budget` before it ends "
-                    "with status budget_exhausted (its partial report kept).",
+        default=24 * 3600, gt=0, le=MAX_WAIT_S, allow_inf_nan=False,
+        description="Seconds a run stopped by its budget waits for a budget raise before it ends "
+                    "with status budget_exhausted, its partial report kept (at most 365 days).",
     )
     quota_park_s: float = Field(
-        default=900, gt=0, description="A provider quota error parks the run this long, then retries."
+        default=900, gt=0, le=MAX_QUOTA_PARK_S, allow_inf_nan=False,
+        description="Seconds a run parks when the model provider says its quota is exhausted, "
+                    "before it tries again (at most 7 days).",
     )
-    quota_max_parks: int = Field(default=16, ge=0, description="After this many parks the run fails.")
+    quota_max_parks: int = Field(default=16, ge=0, le=1000, description="After this many parks the run fails.")
 
 
 class Citation(Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from deepsci.contracts import Citation, SourceRecord
 from deepsci.engine.offline import NO_ANSWER, SECTION_SENTENCES
 
-__all__ = ["render_report", "ENGINE_NOTE"]
+__all__ = ["render_report", "ENGINE_NOTE", "report_document"]
 
 ENGINE_NOTE = {
     "offline": "Written by the offline extractive engine: every sentence below is quoted verbatim "
@@ -67,3 +67,21 @@ def render_report(
         lines += ["", "## Sources that could not be read", ""]
         lines += [f"- {s.uri}: {s.error}" for s in failed]
     return "\n".join(lines).rstrip() + "\n", citations
+
+
+def report_document(result: dict, markdown: str) -> dict:
+    """The report contract printed by ``deepsci result --json``."""
+    return {
+        "workflow_id": result["workflow_id"],
+        "status": result["status"],
+        "question": result["question"],
+        "mode": result["mode"],
+        "report_markdown": markdown,
+        "citations": result["citations"],
+        "sources": [
+            {k: s.get(k) for k in ("source_id", "uri", "title", "kind", "status", "error")}
+            for s in result["sources"]
+        ],
+        "stats": result["stats"],
+        "decisions": result.get("decisions", []),
+    }

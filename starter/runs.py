@@ -10,8 +10,8 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.publishing import report_document
 from deepsci.contracts import ResearchRequest, ResearchResult
+from deepsci.report import report_document
 from deepsci.settings import Settings
 from deepsci.store import ArtifactStore
 from deepsci.text import slugify

@@ -1,6 +1,6 @@
-"""Approvals from Slack: Block Kit messages for gates (blocks), the notify activity's Slack calls
-(poster) and the `deepsci slack` bot (bot, bridge, http).
+"""Slack for the `notify` activity: Block Kit gate messages (``blocks``) and the Web API calls that
+post, thread and edit them (``poster``).
 
-Only ``blocks`` and ``poster`` are imported by workers; the bot modules are entry points (like
-``starter/``) and import the workflow and the run helpers.
+The bot process that turns clicks into Updates (`deepsci slack`) is a client and lives in
+``starter/slack/``.
 """

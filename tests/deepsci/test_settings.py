@@ -40,15 +40,3 @@ def test_model_settings_from_the_environment(monkeypatch):
     s = Settings(_env_file=None)
     assert s.llm_mode == s.llm_model and s.llm_prices == {"my-model": [0.5, 1.5]}
 
-
-def test_reviewers_default_from_settings_when_the_cli_names_none(monkeypatch):
-    from starter import cli
-
-    monkeypatch.setattr(cli, "get_settings", lambda: Settings(_env_file=None, reviewers="ann,bob",
-                                                              escalation_reviewers=["carol"]))
-    req = cli._request("What is jitter?", None, 2, 2, 1, 60, "escalate", False, None)
-    assert req.allowed_reviewers == ["ann", "bob"] and req.escalation_reviewers == ["carol"]
-    req = cli._request("What is jitter?", None, 2, 2, 1, 60, "escalate", False, ["dan"], escalation_reviewers=["eve"],
-                       budget_usd=0.5, max_llm_calls=9, budget_wait=60, quota_park=30)
-    assert req.allowed_reviewers == ["dan"] and req.escalation_reviewers == ["eve"]
-    assert (req.budget_usd, req.max_llm_calls, req.budget_wait_s, req.quota_park_s) == (0.5, 9, 60, 30)

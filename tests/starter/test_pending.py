@@ -7,7 +7,7 @@ import asyncio
 import json
 
 from deepsci.contracts import GateDecision, ResearchRequest
-from starter.cli import pending_runs
+from starter.cli.review import pending_runs
 from tests.helpers import CORPUS, start_run, wait_for_gate
 from tests.helpers import cli_env as _env
 from tests.helpers import deepsci_cli as _deepsci

@@ -16,9 +16,9 @@ import pytest
 
 from deepsci.contracts import ResearchRequest
 from deepsci.slack import blocks as bk
-from deepsci.slack.bot import build_app
-from deepsci.slack.bridge import TemporalBridge
-from deepsci.slack.serve import EVENTS_PATH, http_server
+from starter.slack.bot import build_app
+from starter.slack.bridge import TemporalBridge
+from starter.slack.serve import EVENTS_PATH, http_server
 from tests.fakes.slack import CHANNEL, SECRET, TOKEN, SlackFake, command_body, interaction_body, sign
 from tests.helpers import CORPUS, running
 from workers.main import build_workers

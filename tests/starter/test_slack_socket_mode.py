@@ -22,9 +22,10 @@ import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from deepsci.contracts import ResearchRequest
-from deepsci.slack.bot import USAGE, build_app
-from deepsci.slack.bridge import TemporalBridge
-from deepsci.slack.serve import missing_settings
+from deepsci.slack import blocks as bk
+from starter.slack.bot import USAGE, build_app
+from starter.slack.bridge import TemporalBridge
+from starter.slack.serve import missing_settings
 from tests.fakes.slack import APP_TOKEN, CHANNEL, TOKEN, SlackFake
 from tests.fakes.slack_socket import SocketModeFake, accept_key
 from tests.helpers import CORPUS, running

@@ -52,8 +52,8 @@ def http_server(app: App, host: str, port: int, path: str = EVENTS_PATH) -> WSGI
 
 def run_bot(settings: Settings, http: bool, host: str, port: int, path: str = EVENTS_PATH) -> None:
     """Serve until SIGINT/SIGTERM. The caller leaves with os._exit (grpcio and finalization)."""
-    from deepsci.slack.bot import build_app
-    from deepsci.slack.bridge import TemporalBridge
+    from starter.slack.bot import build_app
+    from starter.slack.bridge import TemporalBridge
 
     def stop(signum: int, _frame) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)

@@ -24,10 +24,10 @@ from slack_sdk.errors import SlackApiError
 from deepsci.contracts import DecisionOutcome, GateDecision
 from deepsci.settings import Settings
 from deepsci.slack import blocks as bk
-from deepsci.slack import gates
-from deepsci.slack.bridge import TemporalBridge
 from deepsci.slack.poster import web_client
 from deepsci.temporal_client import web_ui_link
+from starter.slack import gates
+from starter.slack.bridge import TemporalBridge
 
 __all__ = ["build_app", "USAGE"]
 

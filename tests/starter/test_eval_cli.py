@@ -1,0 +1,33 @@
+"""`deepsci eval` as a user runs it: a two-question dataset through the real pipeline (offline
+engine, dev server, real worker), scored and printed as JSON."""
+
+from __future__ import annotations
+
+import json
+
+from deepsci.settings import REPO_ROOT
+from tests.starter.test_cli import _deepsci, _env
+
+
+async def test_eval_runs_a_dataset_and_prints_its_scores(env, worker, settings, tmp_path):
+    shipped = json.loads((REPO_ROOT / "evals" / "datasets" / "agent_reliability.json").read_text())
+    picked = [q for q in shipped["questions"] if q["id"] in ("q01", "u01")]
+    dataset = tmp_path / "tiny.json"
+    dataset.write_text(json.dumps({"name": "tiny", "corpus": shipped["corpus"], "questions": picked,
+                                   "request": {"max_sub_questions": 1, "max_revision_rounds": 0}}))
+
+    code, out, err = await _deepsci(_env(env, settings, worker), "eval", str(dataset), "--json",
+                                    "--concurrency", "2")
+
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["dataset"] == "tiny" and report["questions"] == 2
+    rows = {r["id"]: r for r in report["rows"]}
+    assert rows["q01"]["status"] == "published" and rows["q01"]["source_recall"] == 1.0
+    assert rows["q01"]["citation_validity"] == 1.0  # the offline engine quotes verbatim
+    assert rows["u01"]["abstained"] is True and report["abstention"] == 1.0
+
+
+async def test_eval_of_a_missing_dataset_is_one_line(env, worker, settings, tmp_path):
+    code, _, err = await _deepsci(_env(env, settings, worker), "eval", str(tmp_path / "nope.json"))
+    assert code == 1 and err.startswith("error: dataset not found:") and "Traceback" not in err
