@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pymupdf
 
@@ -26,7 +27,7 @@ CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 FIXED_DATE = "D:20240601120000Z"
 AUTHOR = "Agent Reliability Field Guide"
 
-DOCUMENTS = [
+DOCUMENTS: list[dict[str, Any]] = [
     {
         "filename": "durable-execution-fundamentals.pdf",
         "title": "Durable Execution Fundamentals for Agent Workflows",

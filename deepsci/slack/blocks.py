@@ -7,8 +7,9 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import get_args
 
-from deepsci.contracts import DecisionRecord, NotifyInput, Progress
+from deepsci.contracts import DecisionRecord, GateName, NotifyInput, Progress
 
 __all__ = [
     "ACTION_APPROVE", "ACTION_REJECT", "ACTION_CHANGES", "ACTION_EDIT_PLAN", "ACTIONS_BLOCK",
@@ -36,7 +37,7 @@ class GateRef:
     """What a button or a modal carries: which run, which gate, and the version the reviewer saw."""
 
     workflow_id: str
-    gate: str
+    gate: GateName
     version: int
 
     def value(self) -> str:
@@ -45,7 +46,10 @@ class GateRef:
     @classmethod
     def parse(cls, value: str) -> GateRef:
         d = json.loads(value)
-        return cls(workflow_id=str(d["w"]), gate=str(d["g"]), version=int(d["v"]))
+        gate = d["g"]
+        if gate not in get_args(GateName):
+            raise ValueError(f"unknown gate {gate!r} in a button value")
+        return cls(workflow_id=str(d["w"]), gate=gate, version=int(d["v"]))
 
 
 def escape(text: str) -> str:

@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from deepsci.contracts import GateDecision, GateName
+from deepsci.contracts import DecisionKind, GateDecision, GateName
 from deepsci.settings import get_settings
 from deepsci.temporal_client import connect
 from starter.cli.app import Json, app, console, fail, run_client
@@ -28,7 +28,7 @@ Version = Annotated[int | None, typer.Option(
 Reviewer = Annotated[str | None, typer.Option(help="Reviewer name (default: $USER).")]
 
 
-def _decide(run_id: str, gate: str, decision: str, comment: str, reviewer: str | None,
+def _decide(run_id: str, gate: GateName, decision: DecisionKind, comment: str, reviewer: str | None,
             plan: list[str] | None, as_json: bool, version: int | None = None) -> None:
     from workflows.research import ResearchWorkflow
 
@@ -50,7 +50,7 @@ def _update(s, run_id: str, update, payload, as_json: bool, refused: str, descri
         try:
             out = await handle.execute_update(update, payload)
         except WorkflowUpdateFailedError as exc:
-            reason = exc.cause.message if getattr(exc.cause, "message", None) else str(exc.cause)
+            reason = getattr(exc.cause, "message", None) or str(exc.cause)
             if as_json:
                 sys.stdout.write(json.dumps({"accepted": False, "reason": reason}) + "\n")
             fail(f"{refused}: {reason}", code=2)

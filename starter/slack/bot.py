@@ -21,7 +21,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from deepsci.contracts import DecisionOutcome, GateDecision
+from deepsci.contracts import DecisionKind, DecisionOutcome, GateDecision
 from deepsci.settings import Settings
 from deepsci.slack import blocks as bk
 from deepsci.slack.poster import web_client
@@ -77,7 +77,7 @@ class _Bot:
         while len(self.shown) > 500:
             self.shown.popitem(last=False)
 
-    def decide(self, client: WebClient, channel: str, ts: str, user: str, ref: bk.GateRef, decision: str,
+    def decide(self, client: WebClient, channel: str, ts: str, user: str, ref: bk.GateRef, decision: DecisionKind,
                comment: str = "", plan: list[str] | None = None) -> DecisionOutcome | None:
         """Send the decision; on success edit the gate message, else tell the clicker why not."""
         d = GateDecision(gate=ref.gate, decision=decision, reviewer=user, comment=comment, plan=plan,
@@ -124,7 +124,7 @@ class _Bot:
                 return
             client.views_open(trigger_id=body["trigger_id"], view=bk.edit_plan_modal(ref, channel, ts, p.plan))
             return
-        decision = "approve" if action["action_id"] == bk.ACTION_APPROVE else "reject"
+        decision: DecisionKind = "approve" if action["action_id"] == bk.ACTION_APPROVE else "reject"
         self.decide(client, channel, ts, user, ref, decision)
 
     # ---------------------------------------------------------------- modals
@@ -146,7 +146,7 @@ class _Bot:
         ack()
         self._submitted(body, view, client, "approve", plan=plan)
 
-    def _submitted(self, body: dict, view: dict, client: WebClient, decision: str, **kw: Any) -> None:
+    def _submitted(self, body: dict, view: dict, client: WebClient, decision: DecisionKind, **kw: Any) -> None:
         meta = json.loads(view["private_metadata"])
         user, channel, ts = body["user"]["id"], meta["channel"], meta["ts"]
         if not self.allowed(user):  # the modal was opened by an approver; check again, cheaply

@@ -22,7 +22,6 @@ import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 from deepsci.contracts import ResearchRequest
-from deepsci.slack import blocks as bk
 from starter.slack.bot import USAGE, build_app
 from starter.slack.bridge import TemporalBridge
 from starter.slack.serve import missing_settings
