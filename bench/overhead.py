@@ -272,7 +272,7 @@ async def bench(args: argparse.Namespace, pstack: PrivateStack) -> dict:
     tag = uuid.uuid4().hex[:6]
 
     def request(q: str) -> ResearchRequest:
-        return ResearchRequest(question=q, corpus=str(CORPUS), auto_approve=True,
+        return ResearchRequest(question=q, corpus=str(args.corpus), auto_approve=True,
                                max_sub_questions=args.sub_questions)
 
     times: dict[str, list[float]] = {"plain": [], "temporal": []}
@@ -316,6 +316,8 @@ async def bench(args: argparse.Namespace, pstack: PrivateStack) -> dict:
     plain_steps = sum(len(v) for v in plain.step_s.values()) / max(1, (args.rounds + 1) * len(questions))
     breakdown = {
         "overhead_s_per_run": round((temporal_s - plain_s) / len(questions), 3),
+        "overhead_ms_per_activity": round(1000 * (temporal_s - plain_s) / len(questions)
+                                          / (sum(f["activities"] for f in figs) / runs), 1),
         "workflows_per_run": round(sum(f["workflows"] for f in figs) / runs, 1),
         "events_per_run": round(sum(f["events"] for f in figs) / runs, 1),
         "history_kb_per_run": round(sum(f["history_kb"] for f in figs) / runs, 1),
@@ -352,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds after the warm-up round (default 3)")
     ap.add_argument("--questions", type=int, default=2, help="dataset questions per round (default 2)")
     ap.add_argument("--sub-questions", type=int, default=4, help="max sub-questions per run (default 4)")
+    ap.add_argument("--corpus", type=Path, default=CORPUS,
+                    help="folder searched by both paths (default: the sample corpus, evals/corpus)")
     ap.add_argument("--details", type=Path, default=None, help="write per-run history figures to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary state dir")
     args = ap.parse_args(argv)
