@@ -38,10 +38,12 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from _probe import ProbeWorkflow, noop
 from _stack import CORPUS, DATASET, PrivateStack, emit, log
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
+from temporalio.worker import Worker
 
 from activities.deps import Deps, build_deps
 from activities.indexing import IndexActivities
@@ -246,6 +248,23 @@ def _ms(xs: list[float]) -> float | None:
     return round(statistics.median(xs) * 1000, 1) if xs else None
 
 
+async def probe(client: Client, prefix: str, steps: int) -> dict[str, float]:
+    """Milliseconds per sequential no-op activity, by dispatch mode (bench/_probe.py)."""
+    wq, aq = f"{prefix}-probe-workflows", f"{prefix}-probe-activities"
+    out: dict[str, float] = {}
+    workers = [Worker(client, task_queue=wq, workflows=[ProbeWorkflow], activities=[noop]),
+               Worker(client, task_queue=aq, activities=[noop])]
+    async with running(workers):
+        await client.execute_workflow(ProbeWorkflow.run, args=[2, "other-queue", aq], id=f"probe-{prefix}-warm",
+                                      task_queue=wq)
+        for mode in ("other-queue", "same-queue", "local"):
+            t0 = time.perf_counter()
+            await client.execute_workflow(ProbeWorkflow.run, args=[steps, mode, aq], id=f"probe-{prefix}-{mode}",
+                                          task_queue=wq)
+            out[mode.replace("-", "_")] = round(1000 * (time.perf_counter() - t0) / steps, 1)
+    return out
+
+
 # ---------------------------------------------------------------- the benchmark
 
 
@@ -299,6 +318,8 @@ async def bench(args: argparse.Namespace, pstack: PrivateStack) -> dict:
                         times[path].append(took)
                     log(f"round {rnd}{' (warm-up)' if not rnd else ''} {path}: {took:.2f}s", "overhead")
             figs = [history_figures(await histories(client, w)) for w in temporal_wids]
+        probe_ms = await probe(client, f"{settings.task_queue_prefix}-{tag}", args.probe_steps) if args.probe_steps \
+            else {}
     finally:
         pool.shutdown(wait=False)
         deps.vectors.client.close()
@@ -335,6 +356,7 @@ async def bench(args: argparse.Namespace, pstack: PrivateStack) -> dict:
         "wft_s_per_run": round(per_run("wft_first_s") + per_run("wft_other_s"), 3),
         "child_start_ms_p50": _ms(pooled("child_start_s")),
         "payload_conversion_ms_per_run": round(conv_s * 1000, 2),
+        "probe_ms_per_step": probe_ms,
         "payload_kb_per_run": round(sum(len(p.data) for v in payloads
                                         for p in DATA_CONVERTER.payload_converter.to_payloads([v])) / 1024, 1),
     }
@@ -356,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sub-questions", type=int, default=4, help="max sub-questions per run (default 4)")
     ap.add_argument("--corpus", type=Path, default=CORPUS,
                     help="folder searched by both paths (default: the sample corpus, evals/corpus)")
+    ap.add_argument("--probe-steps", type=int, default=20,
+                    help="steps of the no-op probe workflow per dispatch mode (default 20; 0 skips it)")
     ap.add_argument("--details", type=Path, default=None, help="write per-run history figures to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary state dir")
     args = ap.parse_args(argv)
