@@ -11,14 +11,16 @@ with the SDK's default cache of 1,000 runs):
 2. start ``--runs`` runs (no auto-approve; a 24 h gate deadline) and wait until the visibility store
    counts all of them at ``DeepsciOpenGate = 'plan'``: ``park_s``;
 3. let them settle, measure RSS again and the CPU both processes use over ``--idle-s`` seconds;
-4. send every run the ``decide`` Update (``--concurrency`` at a time), and read from each history
+4. send the ``decide`` Update to ``--sequential`` runs one at a time (a lone reviewer's click), then
+   to the rest ``--concurrency`` at a time (a bulk decision), and read from each history
    when it resumed: the first command the run issued after accepting the decision (the gate's
    ``notify`` activity; with approve also the first child workflow), server timestamps, minus the
    moment the Update was sent. Approved runs are terminated afterwards (the point is the wake-up,
    not N pipelines on a shared machine).
 
 The last stdout line is JSON with ``runs``, ``worker_rss_mb``, ``server_rss_mb`` (parked),
-``park_s``, ``resume_p50_s``, ``resume_p95_s``, the idle RSS, the slope per parked run (KB), the
+``park_s``, ``resume_p50_s``, ``resume_p95_s`` (all decisions), ``resume_single_p50_s`` (the
+one-at-a-time ones), the idle RSS, the slope per parked run (KB), the
 CPU while parked, and ``max_cached``.
 """
 
@@ -137,12 +139,16 @@ async def bench(args: argparse.Namespace, pstack: PrivateStack) -> dict:
             gate="plan", decision=args.decision, reviewer="bench", comment="bulk decision"))
         update_s[i] = time.monotonic() - t
 
+    single = min(args.sequential, args.runs)
+    for i in range(single):  # one at a time first: the latency of a lone click
+        await decide(i)
     t1 = time.monotonic()
-    await _bounded(args.runs, args.concurrency, decide)
+    await _bounded(args.runs - single, args.concurrency, lambda i: decide(single + i))
     decide_all_s = time.monotonic() - t1
     worker_rss_after = tree_rss_mb(worker_pid)
     resumed = await _bounded(args.runs, args.concurrency, lambda i: resumed_at(handles[i]))
     latencies = [r - s for r, s in zip(resumed, sent, strict=True) if r is not None]
+    lone = [r - s for r, s in zip(resumed[:single], sent[:single], strict=True) if r is not None]
     if len(latencies) < args.runs:
         log(f"{args.runs - len(latencies)} runs show no command after the decision", "parked")
     if args.decision == "approve":
@@ -154,7 +160,9 @@ async def bench(args: argparse.Namespace, pstack: PrivateStack) -> dict:
         "resume_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "resume_p95_s": round(p95(latencies), 3) if latencies else None,
         "resume_max_s": round(max(latencies), 3) if latencies else None,
-        "update_p50_s": round(statistics.median(update_s), 3),
+        "resume_single_p50_s": round(statistics.median(lone), 3) if lone else None,
+        "resume_single_max_s": round(max(lone), 3) if lone else None,
+        "update_p50_s": round(statistics.median(update_s), 3), "concurrency": args.concurrency,
         "decide_all_s": round(decide_all_s, 2), "start_all_s": round(started_s, 2),
         "worker_idle_rss_mb": worker_idle, "server_idle_rss_mb": server_idle,
         "worker_rss_after_decisions_mb": worker_rss_after,
@@ -174,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decision", choices=["reject", "approve"], default="reject",
                     help="what every run is told (default reject: the run closes its gate and ends)")
     ap.add_argument("--concurrency", type=int, default=20, help="starts / updates in flight (default 20)")
+    ap.add_argument("--sequential", type=int, default=10,
+                    help="decide this many runs one at a time first (resume_single_*), the rest in bulk")
     ap.add_argument("--idle-s", type=float, default=10.0, help="CPU measured over this many parked seconds")
     ap.add_argument("--settle-s", type=float, default=3.0, help="wait before each RSS reading")
     ap.add_argument("--timeout-s", type=float, default=1800.0, help="time allowed to park every run")
