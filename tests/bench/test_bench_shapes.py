@@ -28,7 +28,7 @@ def results(tmp_path_factory) -> dict[str, dict]:
         shutil.copy(CORPUS / name, corpus / name)
     commands = {
         "overhead": ["overhead.py", "--rounds", "1", "--questions", "1", "--sub-questions", "1",
-                     "--corpus", str(corpus)],
+                     "--corpus", str(corpus), "--probe-steps", "2"],
         "parked": ["parked.py", "--runs", "3", "--idle-s", "1", "--settle-s", "0.5", "--max-cached", "2"],
         "embedding": ["embedding.py", "--chunks", "8", "--batch", "8", "--repeat", "1"],
     }
@@ -63,6 +63,8 @@ def test_overhead_prints_the_ratio_of_temporal_to_plain(results):
     # Both paths ran the same steps: one activity per plain step, and one child per sub-question.
     assert b["activities_per_run"] == b["plain_steps_per_run"] > 0
     assert b["workflows_per_run"] == 2
+    assert set(b["probe_ms_per_step"]) == {"other_queue", "same_queue", "local"}
+    assert all(ms > 0 for ms in b["probe_ms_per_step"].values())
 
 
 def test_parked_prints_memory_and_resume_latency(results):
@@ -71,6 +73,7 @@ def test_parked_prints_memory_and_resume_latency(results):
     assert got["runs"] == 3 and got["max_cached"] == 2
     assert got["worker_rss_mb"] > 0 and got["server_rss_mb"] > 0 and got["park_s"] > 0
     assert 0 < got["resume_p50_s"] <= got["resume_p95_s"]
+    assert got["resume_single_p50_s"] > 0  # the three decisions were sent one at a time
 
 
 def test_embedding_prints_batched_vs_single_ratios(results):
