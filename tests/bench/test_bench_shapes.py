@@ -18,6 +18,8 @@ from deepsci.settings import REPO_ROOT
 from tests.helpers import CORPUS
 
 BENCH = REPO_ROOT / "bench"
+# ~80 s on an idle-ish 2-core machine, 220 s at load 19: the three run at once, each bounded below.
+pytestmark = pytest.mark.timeout(600)
 LOAD = {"loadavg", "cpus"}
 
 
@@ -38,7 +40,7 @@ def results(tmp_path_factory) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for name, proc in procs.items():
         try:
-            stdout, stderr = proc.communicate(timeout=240)
+            stdout, stderr = proc.communicate(timeout=420)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGTERM)
             stdout, stderr = proc.communicate(timeout=60)
