@@ -41,7 +41,7 @@ ended ``published`` with nothing lost. ``recovery_s`` of a trial is the time fro
 the stop), from the server's event timestamps; it includes the new worker's start-up.
 
 With --json stdout is exactly ``{"trials", "completed", "duplicate_side_effects",
-"recovery_s_p50", "recovery_s_max"}`` (all scenarios together); progress goes to stderr. Exit
+"recovery_s_p50", "recovery_s_p95", "recovery_s_max"}`` (all scenarios together); progress goes to stderr. Exit
 status 0 only if every trial completed and nothing was duplicated or lost.
 """
 
@@ -49,35 +49,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import json
-import os
+import math
 import random
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from _stack import CORPUS, DATASET, WORKER_GRACE_S, PrivateStack
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from deepsci.contracts import Progress, ResearchRequest, ResearchResult
-from deepsci.settings import REPO_ROOT, Settings
 from deepsci.store import ArtifactStore
 from deepsci.temporal_client import connect
-from starter import stack
 
-CORPUS = REPO_ROOT / "evals" / "corpus"
-DATASET = REPO_ROOT / "evals" / "datasets" / "agent_reliability.json"
-RESERVED_PORTS = {7233, 8233, 55432}  # a developer's stack
 STAGES = ["starting", "planning", "awaiting-plan-approval", "investigating", "drafting", "critiquing",
           "revising", "aggregating", "awaiting-report-approval", "publishing", "published"]
 ACTIVITIES = ["plan", "search", "fetch_parse", "index", "retrieve", "draft", "critique", "aggregate",
@@ -85,163 +76,12 @@ ACTIVITIES = ["plan", "search", "fetch_parse", "index", "retrieve", "draft", "cr
 KILL_TARGETS = ["delay", "delay", "stage:investigating", "stage:drafting", "stage:aggregating",
                 *(f"activity:{a}" for a in ACTIVITIES)]
 SERVER_TARGETS = ["stage:investigating", "stage:drafting", "started"]
-WORKER_GRACE_S = 10  # workers.main.GRACEFUL_SHUTDOWN
 PROGRESS_EVENTS = {EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED}
 
 
 def log(msg: str) -> None:
     sys.stderr.write(f"[chaos {time.strftime('%H:%M:%S')}] {msg}\n")
     sys.stderr.flush()
-
-
-def free_ports(n: int) -> list[int]:
-    socks: list[socket.socket] = []
-    try:
-        while len(socks) < n:
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            if s.getsockname()[1] in RESERVED_PORTS:
-                s.close()
-                continue
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _die_with_parent() -> None:
-    """Children get SIGKILL if the harness dies without cleaning up (Linux only)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-# ---------------------------------------------------------------- the private stack
-
-
-class PrivateStack:
-    """Postgres + Temporal dev server + worker processes under a temporary DEEPSCI_HOME."""
-
-    def __init__(self, keep: bool = False):
-        self.keep = keep
-        self.home = Path(tempfile.mkdtemp(prefix="deepsci-chaos-"))
-        self.home.chmod(0o755)  # Postgres runs as another user when we are root
-        t_port, ui_port, pg_port = free_ports(3)
-        self.settings = Settings(
-            _env_file=None, home=self.home, temporal_address=f"127.0.0.1:{t_port}",
-            temporal_ui_port=ui_port, temporal_ui_url=f"http://127.0.0.1:{ui_port}", pg_port=pg_port,
-            database_url=None, qdrant_url=None, qdrant_path=None, reports_dir=None,
-            openai_base_url=None, openai_api_key=None, task_queue_prefix="chaos", corpus_dir=CORPUS,
-        )
-        # Children see only our settings: no developer DATABASE_URL, QDRANT_URL or LLM endpoint.
-        dropped = {"DATABASE_URL", "QDRANT_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY"}
-        self.env = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("DEEPSCI_")}
-        self.env.update({
-            "DEEPSCI_HOME": str(self.home), "DEEPSCI_TEMPORAL_ADDRESS": self.settings.temporal_address,
-            "DEEPSCI_TEMPORAL_UI_PORT": str(ui_port), "DEEPSCI_TEMPORAL_UI_URL": self.settings.temporal_ui_url,
-            "DEEPSCI_PG_PORT": str(pg_port), "DEEPSCI_TASK_QUEUE_PREFIX": "chaos",
-            "DEEPSCI_CORPUS_DIR": str(CORPUS), "PYTHONUNBUFFERED": "1",
-        })
-        self.temporal: subprocess.Popen | None = None
-        self.worker: subprocess.Popen | None = None
-        self.worker_log: Path | None = None
-        self.workers_started = 0
-        (self.home / "logs").mkdir()
-        self.pg_started = False
-
-    # -- processes
-
-    def _spawn(self, argv: list[str], log_path: Path) -> subprocess.Popen:
-        with open(log_path, "ab") as out:
-            return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    cwd=self.home, env=self.env, start_new_session=True,
-                                    preexec_fn=_die_with_parent)
-
-    def start_postgres(self) -> None:
-        stack.start_postgres(self.home / "postgres", self.settings.pg_port)
-        self.pg_started = True
-
-    async def start_temporal(self) -> float:
-        t0 = time.monotonic()
-        self.temporal = self._spawn(stack.temporal_argv(self.settings), self.home / "logs" / "temporal.log")
-        await stack.wait_temporal(self.settings, timeout_s=90)
-        return time.monotonic() - t0
-
-    async def stop_temporal(self, timeout_s: float = 20) -> int | None:
-        proc, self.temporal = self.temporal, None
-        return await _stop_process(proc, signal.SIGTERM, timeout_s) if proc else None
-
-    async def start_worker(self, timeout_s: float = 120) -> float:
-        """Start a worker process; return the seconds until it polls (its 'worker polling' log line)."""
-        self.workers_started += 1
-        self.worker_log = self.home / "logs" / f"worker-{self.workers_started}.log"
-        t0 = time.monotonic()
-        self.worker = self._spawn(stack.worker_argv(), self.worker_log)
-        while time.monotonic() - t0 < timeout_s:
-            if self.worker_log.exists() and b"worker polling" in self.worker_log.read_bytes():
-                return time.monotonic() - t0
-            if self.worker.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-        tail = self.worker_log.read_text(errors="replace")[-2000:] if self.worker_log.exists() else ""
-        raise RuntimeError(f"worker did not start (exit {self.worker.poll()}):\n{tail}")
-
-    def signal_worker(self, sig: signal.Signals) -> None:
-        assert self.worker is not None
-        os.killpg(self.worker.pid, sig)
-
-    async def wait_worker(self, timeout_s: float) -> int | None:
-        assert self.worker is not None
-        deadline = time.monotonic() + timeout_s
-        while self.worker.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        return self.worker.poll()
-
-    async def stop_worker(self, timeout_s: float = WORKER_GRACE_S + 10) -> int | None:
-        proc, self.worker = self.worker, None
-        return await _stop_process(proc, signal.SIGTERM, timeout_s) if proc else None
-
-    def close(self) -> None:
-        """Stop everything this stack started; never raises."""
-        for proc in (self.worker, self.temporal):
-            if proc is None or proc.poll() is not None:
-                continue
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=WORKER_GRACE_S + 5)
-            except (OSError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
-                except (OSError, subprocess.TimeoutExpired):
-                    pass
-        self.worker = self.temporal = None
-        if self.pg_started:
-            try:
-                stack.stop_postgres(self.home / "postgres")
-            except Exception as err:  # noqa: BLE001 - best effort at exit
-                log(f"stopping Postgres failed: {err}")
-        if self.keep:
-            log(f"kept the state dir {self.home}")
-        else:
-            shutil.rmtree(self.home, ignore_errors=True)
-
-
-async def _stop_process(proc: subprocess.Popen, sig: signal.Signals, timeout_s: float) -> int | None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + timeout_s
-        while proc.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    return proc.returncode
 
 
 # ---------------------------------------------------------------- looking at a run
@@ -580,10 +420,19 @@ def breakdown(trials: list[Trial]) -> dict:
         res = [t.resumed_s for t in ts if t.resumed_s is not None]
         out[key] = {"n": len(ts), "completed": sum(t.completed for t in ts),
                     "recovery_s_p50": round(statistics.median(rec), 2) if rec else None,
+                    "recovery_s_p95": p95(rec),
                     "recovery_s_max": max(rec) if rec else None,
                     "resumed_s_p50": round(statistics.median(res), 2) if res else None,
                     "resumed_s_max": max(res) if res else None}
     return out
+
+
+def p95(values: list[float]) -> float | None:
+    """The 95th percentile (nearest rank): with fewer than 20 values, the maximum."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)], 2)
 
 
 def summarize(trials: list[Trial], duplicates: int) -> dict:
@@ -593,6 +442,7 @@ def summarize(trials: list[Trial], duplicates: int) -> dict:
         "completed": sum(t.completed for t in trials),
         "duplicate_side_effects": duplicates,
         "recovery_s_p50": round(statistics.median(rec), 2) if rec else None,
+        "recovery_s_p95": p95(rec),
         "recovery_s_max": round(max(rec), 2) if rec else None,
     }
 

@@ -169,6 +169,11 @@ class Settings(BaseSettings):
     slack_approvers: NameList = Field(default_factory=list)
     slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL.")
 
+    # Workers: how many workflow runs a worker keeps in its sticky cache (memory). A run evicted from
+    # it (e.g. parked at a gate) is rebuilt by replaying its history when its next task arrives; the
+    # SDK default of 1,000 keeps ~1,000 parked runs in memory (docs/performance.md, "Parked runs").
+    worker_max_cached_workflows: int = Field(default=200, ge=0)
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
