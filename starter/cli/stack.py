@@ -56,7 +56,7 @@ def slack(
         "--http", help="HTTP mode: Slack POSTs to this process (needs SLACK_SIGNING_SECRET). "
                        "Default: Socket Mode (needs SLACK_APP_TOKEN).")] = False,
     port: Annotated[int, typer.Option(help="HTTP mode: port to listen on.")] = 3000,
-    host: Annotated[str, typer.Option(help="HTTP mode: address to bind.")] = "0.0.0.0",
+    host: Annotated[str, typer.Option(help="HTTP mode: address to bind (0.0.0.0: every interface).")] = "127.0.0.1",
     path: Annotated[str, typer.Option(help="HTTP mode: the Request URL path.")] = "/slack/events",
 ):
     """Run the Slack approvals bot: gate buttons, modals and `/research` (docs/slack.md)."""
