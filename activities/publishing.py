@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from typing import TYPE_CHECKING
 
 from temporalio import activity
@@ -13,7 +15,20 @@ from deepsci.report import report_document
 if TYPE_CHECKING:
     from activities.deps import Deps
 
-__all__ = ["PublishActivities"]
+__all__ = ["PublishActivities", "report_stem"]
+
+_MAX_STEM = 100  # well under the 255-byte file name limit, with room for ".json"
+
+
+def report_stem(workflow_id: str) -> str:
+    """A file name stem for the run's report, safe whatever the id: the id itself when it is short
+    and made of safe characters, else a truncated, sanitised id plus a hash of the whole id (so two
+    ids never share a file)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", workflow_id).lstrip(".") or "_"
+    if safe == workflow_id and len(safe) <= _MAX_STEM:
+        return safe
+    digest = hashlib.sha256(workflow_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{safe[:_MAX_STEM - 17]}-{digest}"
 
 
 class PublishActivities:
@@ -26,7 +41,7 @@ class PublishActivities:
         report = store.get_artifact(inp.report_key)
         result = inp.result.model_dump(mode="json")
         doc = report_document(result, report["markdown"])
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in inp.workflow_id)
+        safe = report_stem(inp.workflow_id)
         md_path, json_path = out_dir / f"{safe}.md", out_dir / f"{safe}.json"
 
         def write() -> dict:

@@ -31,6 +31,9 @@ MAX_WAIT_S = 365 * 24 * 3600
 MAX_QUOTA_PARK_S = 7 * 24 * 3600
 MAX_BUDGET_USD = 1_000_000
 MAX_LLM_CALLS = 1_000_000
+# A run id names child workflows, idempotency keys and report files: past this it is refused up front
+# (a 300-character id once ran every step, then failed to publish with "File name too long").
+MAX_RUN_ID_LEN = 128
 
 
 class ResearchRequest(Model):
@@ -221,8 +224,8 @@ class Progress(Model):
 class BudgetRaise(Model):
     """Payload of the `raise_budget` Update: new limits (None keeps a limit as it is)."""
 
-    budget_usd: float | None = Field(default=None, gt=0)
-    max_llm_calls: int | None = Field(default=None, ge=1)
+    budget_usd: float | None = Field(default=None, gt=0, le=MAX_BUDGET_USD, allow_inf_nan=False)
+    max_llm_calls: int | None = Field(default=None, ge=1, le=MAX_LLM_CALLS)
     reviewer: str = Field(default="cli", min_length=1, max_length=200)
 
 

@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from deepsci.contracts import ResearchRequest, ResearchResult
+from deepsci.contracts import MAX_RUN_ID_LEN, ResearchRequest, ResearchResult
 from deepsci.report import report_document
 from deepsci.settings import Settings
 from deepsci.store import ArtifactStore
@@ -22,10 +22,18 @@ __all__ = ["workflow_id_for", "start_or_attach", "Started", "report_json"]
 
 def workflow_id_for(req: ResearchRequest, explicit: str | None = None) -> str:
     """`research-<id>` from --id, else `research-<slug>-<hash>` of the question and its scope,
-    so asking the same thing twice attaches to the first run instead of paying again."""
+    so asking the same thing twice attaches to the first run instead of paying again.
+
+    Raises:
+        ValueError: the id is longer than ``MAX_RUN_ID_LEN`` (one line, for the operator).
+    """
     if explicit:
         explicit = re.sub(r"[^A-Za-z0-9._-]+", "-", explicit.strip())
-        return explicit if explicit.startswith("research-") else f"research-{explicit}"
+        wid = explicit if explicit.startswith("research-") else f"research-{explicit}"
+        if len(wid) > MAX_RUN_ID_LEN:
+            raise ValueError(f"--id is too long: the run id would be {len(wid)} characters, at most "
+                             f"{MAX_RUN_ID_LEN}")
+        return wid
     scope = f"{req.question.strip().lower()}|{req.corpus or ''}|{','.join(req.search)}"
     return f"research-{slugify(req.question)}-{hashlib.sha256(scope.encode()).hexdigest()[:8]}"
 

@@ -4,6 +4,9 @@ one worker, started in the background under the state dir and stopped by exactly
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -19,7 +22,8 @@ from pathlib import Path
 from deepsci.settings import Settings
 
 __all__ = ["Component", "up", "down", "status", "start_postgres", "stop_postgres", "temporal_binary",
-           "temporal_argv", "worker_argv", "wait_temporal"]
+           "temporal_argv", "worker_argv", "wait_temporal", "ConfigChanged", "config_fingerprint",
+           "qdrant_holder"]
 
 PG_SYSTEM_USER = "deepsci-pg"  # Postgres refuses to run as root
 
@@ -60,6 +64,73 @@ def _port_open(host: str, port: int) -> bool:
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host or "127.0.0.1", int(port)
+
+
+# ---------------------------------------------------------------- configuration each process started with
+
+# Settings a running process was started with; the fields not listed under a component are the
+# worker's (it reads all of them). Values are recorded as hashes: secrets never reach the state dir.
+_TEMPORAL_FIELDS = ("temporal_address", "temporal_ui_port", "temporal_namespace", "home")
+
+
+class ConfigChanged(RuntimeError):
+    """A running component was started with other settings; ``changed`` names them per component."""
+
+    def __init__(self, changed: dict[str, list[str]]):
+        self.changed = changed
+        what = "; ".join(f"{name} (started with other {', '.join(fields)})" for name, fields in changed.items())
+        super().__init__(f"already running with another configuration: {what}. `deepsci up --restart` "
+                         "restarts them, `deepsci down` stops them")
+
+
+def config_fingerprint(settings: Settings, component: str) -> dict[str, str]:
+    """Field name -> sha256 of its value, for the fields ``component`` depends on."""
+    values = settings.model_dump(mode="json")
+    fields = _TEMPORAL_FIELDS if component == "temporal" else sorted(values)
+    return {f: hashlib.sha256(json.dumps(values.get(f), sort_keys=True).encode()).hexdigest()[:16]
+            for f in fields}
+
+
+def _config_path(home: Path, name: str) -> Path:
+    return home / "run" / f"{name}.config.json"
+
+
+def _changed(settings: Settings, name: str) -> list[str]:
+    try:
+        recorded = json.loads(_config_path(settings.home_dir, name).read_text())
+    except (OSError, ValueError):
+        return ["(unrecorded: started by an older deepsci)"]
+    now = config_fingerprint(settings, name)
+    return sorted(f for f in now.keys() | recorded.keys() if now.get(f) != recorded.get(f))
+
+
+def _record(settings: Settings, name: str) -> None:
+    _config_path(settings.home_dir, name).write_text(json.dumps(config_fingerprint(settings, name), indent=1))
+
+
+def qdrant_holder(settings: Settings) -> str | None:
+    """Who holds the Qdrant local-mode folder (one process per folder), or None when it is free.
+
+    Probes the same lock file qdrant-client takes (``<path>/.lock``, an exclusive flock) and lets
+    go at once, so a refusal can be one line instead of Qdrant's traceback.
+    """
+    if settings.qdrant_url:
+        return None
+    lock = settings.qdrant_dir / ".lock"
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None  # never opened: free
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = _pid_file(settings.home_dir / "run" / "worker.pid")
+        who = f"the worker of `deepsci up` (pid {pid})" if _alive(pid, "workers.main") else "another process"
+        return (f"Qdrant local mode folder {settings.qdrant_dir} is in use by {who}; one process per folder: "
+                "stop it (`deepsci down`), or give this worker its own DEEPSCI_QDRANT_PATH, or use QDRANT_URL")
+    finally:
+        os.close(fd)  # closing drops the probe's lock, if it got it
+    return None
 
 
 # ---------------------------------------------------------------- Postgres
@@ -158,8 +229,11 @@ def _stop(name: str, home: Path, marker: str, grace_s: float = 15) -> Component:
         time.sleep(0.2)
     if _alive(pid, marker):
         os.killpg(pid, signal.SIGKILL)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 10
+        while _alive(pid, marker) and time.monotonic() < deadline:  # `down` returns when it is gone
+            time.sleep(0.1)
     pid_path.unlink(missing_ok=True)
-    return Component(name, "stopped", "", pid)
+    return Component(name, "stopped" if not _alive(pid, marker) else "still running", "", pid)
 
 
 def temporal_argv(settings: Settings) -> list[str]:
@@ -215,10 +289,25 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def up(settings: Settings, with_worker: bool = True) -> list[Component]:
+def up(settings: Settings, with_worker: bool = True, restart: bool = False) -> list[Component]:
+    """Start what is not running. A process running with other settings than these is refused
+    (``ConfigChanged``, naming the fields) unless ``restart``, which restarts exactly those."""
     home = settings.home_dir
     home.mkdir(parents=True, exist_ok=True)
-    out: list[Component] = []
+    (home / "run").mkdir(parents=True, exist_ok=True)
+    running = {name: pid for name, marker in (("temporal", "start-dev"), ("worker", "workers.main"))
+               if _alive(pid := _pid_file(home / "run" / f"{name}.pid"), marker)}
+    if not with_worker:
+        running.pop("worker", None)
+    changed = {name: fields for name in running if (fields := _changed(settings, name))}
+    if changed and not restart:
+        raise ConfigChanged(changed)
+    restarted = [_stop(name, home, marker) for name, marker in (("worker", "workers.main"), ("temporal", "start-dev"))
+                 if name in changed or (name == "worker" and "temporal" in changed and "worker" in running)]
+    if with_worker and not _alive(_pid_file(home / "run" / "worker.pid"), "workers.main"):
+        if (holder := qdrant_holder(settings)) is not None:
+            raise RuntimeError(holder)
+    out: list[Component] = [Component(c.name, "restarting", "", c.pid) for c in restarted]
     if settings.database_url:
         out.append(Component("postgres", "external", settings.database_url.split("@")[-1]))
     else:
@@ -232,6 +321,7 @@ def up(settings: Settings, with_worker: bool = True) -> list[Component]:
         out.append(Component("temporal", "external", settings.temporal_address))
     else:
         t_pid = _spawn("temporal", temporal_argv(settings), home, _child_env(settings))
+        _record(settings, "temporal")
         out.append(Component("temporal", "started", settings.temporal_address, t_pid))
     asyncio.run(_wait_temporal(settings))
     out.append(Component("web-ui", "", settings.temporal_ui_url))
@@ -242,6 +332,7 @@ def up(settings: Settings, with_worker: bool = True) -> list[Component]:
             out.append(Component("worker", "already running", f"queues {settings.task_queue_prefix}-*", w_pid))
         else:
             w_pid = _spawn("worker", worker_argv(), home, _child_env(settings))
+            _record(settings, "worker")
             out.append(Component("worker", "started", f"queues {settings.task_queue_prefix}-*", w_pid))
     out.append(Component("qdrant", "local mode" if not settings.qdrant_url else "external",
                          settings.qdrant_url or str(settings.qdrant_dir)))

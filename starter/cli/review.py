@@ -13,11 +13,11 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from deepsci.contracts import DecisionKind, GateDecision, GateName
+from deepsci.contracts import BudgetRaise, DecisionKind, GateDecision, GateName
 from deepsci.settings import get_settings
 from deepsci.temporal_client import connect
 from starter.cli.app import Json, app, console, fail, run_client
-from starter.cli.options import refusal
+from starter.cli.options import bounds_text, refusal
 
 __all__ = ["pending_runs"]
 
@@ -185,12 +185,14 @@ def pending(gate: Annotated[GateName | None, typer.Option("--gate", "-g", help="
 
 @app.command("raise-budget")
 def raise_budget(run_id: str,
-                 usd: Annotated[float | None, typer.Option("--usd", help="New budget in USD.", min=0)] = None,
-                 calls: Annotated[int | None, typer.Option("--calls", help="New max_llm_calls.", min=1)] = None,
+                 # Bounds (and NaN/inf) are BudgetRaise's, refused below in one line.
+                 usd: Annotated[float | None, typer.Option("--usd", help="New budget in USD. " + bounds_text(
+                     BudgetRaise.model_fields["budget_usd"]))] = None,
+                 calls: Annotated[int | None, typer.Option("--calls", help="New max_llm_calls. " + bounds_text(
+                     BudgetRaise.model_fields["max_llm_calls"]))] = None,
                  reviewer: Annotated[str | None, typer.Option(help="Who raises it (default: $USER).")] = None,
                  as_json: Json = False):
     """Raise a run's budget (cost and/or model calls); a run stopped by its budget resumes."""
-    from deepsci.contracts import BudgetRaise
     from workflows.research import ResearchWorkflow
 
     if usd is None and calls is None:

@@ -156,7 +156,10 @@ def run(
 
     s = get_settings()
     req = build_request(s, question, corpus, search, reviewer, escalation_reviewer, fields)
-    wid = workflow_id_for(req, id)
+    try:
+        wid = workflow_id_for(req, id)
+    except ValueError as exc:  # an overlong --id: refused before anything starts
+        fail(str(exc), code=2)
 
     async def go():
         client = await connect(s)

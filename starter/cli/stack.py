@@ -25,12 +25,20 @@ def _print_components(items) -> None:
 
 
 @app.command()
-def up(no_worker: Annotated[bool, switch("--no-worker", help="Do not start a worker.")] = False):
+def up(no_worker: Annotated[bool, switch("--no-worker", help="Do not start a worker.")] = False,
+       restart: Annotated[bool, switch("--restart", help="Restart the processes running with another "
+                                                          "configuration (default: refuse and name it).")] = False):
     """Start the embedded stack in the background (idempotent): Temporal dev server, Postgres, one worker."""
     from starter import stack
 
     s = get_settings()
-    _print_components(stack.up(s, with_worker=not no_worker))
+    try:
+        comps = stack.up(s, with_worker=not no_worker, restart=restart)
+    except stack.ConfigChanged as exc:
+        fail(str(exc), code=2)
+    except RuntimeError as exc:  # Temporal or Postgres did not come up, Qdrant folder taken: say which
+        fail(str(exc).strip(), code=1)
+    _print_components(comps)
     console.print(f"State dir: {s.home_dir}   Web UI: {s.temporal_ui_url}   Stop with `deepsci down`.")
 
 
@@ -45,8 +53,11 @@ def down():
 @app.command()
 def worker():
     """Run a worker in the foreground against DEEPSCI_TEMPORAL_ADDRESS (what scale-out runs)."""
+    from starter.stack import qdrant_holder
     from workers.main import main as worker_main  # the one place a client starts a worker
 
+    if (holder := qdrant_holder(get_settings())) is not None:
+        fail(holder, code=2)
     worker_main()
 
 
@@ -56,7 +67,7 @@ def slack(
         "--http", help="HTTP mode: Slack POSTs to this process (needs SLACK_SIGNING_SECRET). "
                        "Default: Socket Mode (needs SLACK_APP_TOKEN).")] = False,
     port: Annotated[int, typer.Option(help="HTTP mode: port to listen on.")] = 3000,
-    host: Annotated[str, typer.Option(help="HTTP mode: address to bind.")] = "0.0.0.0",
+    host: Annotated[str, typer.Option(help="HTTP mode: address to bind (0.0.0.0: every interface).")] = "127.0.0.1",
     path: Annotated[str, typer.Option(help="HTTP mode: the Request URL path.")] = "/slack/events",
 ):
     """Run the Slack approvals bot: gate buttons, modals and `/research` (docs/slack.md)."""

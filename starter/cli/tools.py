@@ -25,13 +25,17 @@ def replay(
     as_json: Json = False,
 ):
     """Replay histories against the current workflow code; exit 1 on non-determinism."""
-    from starter.replay import fetch_histories, load_history_file, replay_histories
+    from starter.replay import HistoryFileError, fetch_histories, load_history_file, replay_histories
 
     if not (run_id or all_ or file):
         fail("give a run id, --all or --file")
+    try:  # read (and refuse) every file before connecting to anything
+        loaded = [load_history_file(f) for f in file or []]
+    except HistoryFileError as exc:
+        fail(str(exc), code=2)
 
     async def go():
-        histories = [load_history_file(f) for f in file or []]
+        histories = list(loaded)
         if run_id or all_:
             client = await connect(get_settings())
             histories += await fetch_histories(client, run_id, limit)

@@ -5,29 +5,18 @@ from __future__ import annotations
 
 import logging
 import signal
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from deepsci.settings import Settings
+from starter.slack.httpd import Limits, SlackHTTPServer
 
-__all__ = ["missing_settings", "http_server", "run_bot", "EVENTS_PATH"]
+__all__ = ["missing_settings", "http_server", "run_bot", "EVENTS_PATH", "DEFAULT_HOST", "Limits"]
 
 log = logging.getLogger("deepsci.slack")
 
 EVENTS_PATH = "/slack/events"
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    # One thread per request: a slow Temporal call in one listener must not hold up another click's ack.
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the stdlib's name)
-        log.debug("http: " + format, *args)
+DEFAULT_HOST = "127.0.0.1"  # behind a TLS proxy on the same host; `--host 0.0.0.0` to expose it
 
 
 def missing_settings(settings: Settings, http: bool) -> list[str]:
@@ -44,13 +33,15 @@ def missing_settings(settings: Settings, http: bool) -> list[str]:
     return missing
 
 
-def http_server(app: App, host: str, port: int, path: str = EVENTS_PATH) -> WSGIServer:
-    """Bound now, served by ``serve_forever()``; Slack's Request URL is ``http(s)://<host>:<port><path>``."""
-    return make_server(host, port, SlackRequestHandler(app, path), server_class=_ThreadingWSGIServer,
-                       handler_class=_QuietHandler)
+def http_server(app: App, signing_secret: str, host: str = DEFAULT_HOST, port: int = 3000, path: str = EVENTS_PATH,
+                limits: Limits = Limits()) -> SlackHTTPServer:
+    """Bound now, served by ``serve_forever()``; Slack's Request URL is ``http(s)://<host>:<port><path>``.
+    The signature is checked (and replays refused) here, on the raw body, before Bolt parses it."""
+    return SlackHTTPServer(app, host, port, path, signing_secret, limits)
 
 
-def run_bot(settings: Settings, http: bool, host: str, port: int, path: str = EVENTS_PATH) -> None:
+def run_bot(settings: Settings, http: bool, host: str = DEFAULT_HOST, port: int = 3000,
+            path: str = EVENTS_PATH) -> None:
     """Serve until SIGINT/SIGTERM. The caller leaves with os._exit (grpcio and finalization)."""
     from starter.slack.bot import build_app
     from starter.slack.bridge import TemporalBridge
@@ -63,7 +54,7 @@ def run_bot(settings: Settings, http: bool, host: str, port: int, path: str = EV
     try:
         app = build_app(settings, bridge)
         if http:
-            server = http_server(app, host, port, path)
+            server = http_server(app, settings.slack_signing_secret or "", host, port, path)
             log.info("slack bot: HTTP mode on http://%s:%d%s (Temporal %s)", host, server.server_port, path,
                      settings.temporal_address)
             try:

@@ -90,7 +90,7 @@ async def stack(env, deps, settings):
                                         "temporal_address": env.client.service_client.config.target_host})
         async with running(build_workers(env.client, dataclasses.replace(deps, settings=s), prefix)):
             bridge = TemporalBridge(s).start()
-            server = http_server(build_app(s, bridge), "127.0.0.1", 0)
+            server = http_server(build_app(s, bridge), SECRET, "127.0.0.1", 0)
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
             try:
                 yield Stack(slack, f"http://127.0.0.1:{server.server_port}{EVENTS_PATH}", prefix, env.client)
