@@ -24,6 +24,7 @@ from activities.routes import ACTIVITY_CLASSES, bound_routes
 from deepsci.queues import ROLES, Queues, Role
 from deepsci.settings import Settings, get_settings
 from deepsci.temporal_client import connect, ensure_search_attributes
+from workers.heartbeats import Heartbeats
 from workers.pools import ActivityPools
 from workflows import search_attributes
 from workflows.investigate import InvestigateWorkflow
@@ -34,6 +35,7 @@ __all__ = ["activities_by_role", "build_workers", "run_worker", "serve", "ROLES"
 # How long in-flight activities may run on after a shutdown request (`deepsci down` waits 15 s
 # before it sends SIGKILL, so keep this below that).
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+STICKY_TIMEOUT = timedelta(seconds=3)
 log = logging.getLogger("deepsci.worker")
 
 
@@ -55,11 +57,16 @@ def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[Role]
     workers = []
     for role in roles:
         if role == "workflows":
+            # A bounded cache: parked runs beyond it are evicted and rebuilt from history on their
+            # next task. A sticky task not picked up in 3 s goes to any worker, so a dead worker's
+            # runs move on in seconds (docs/performance.md).
             workers.append(Worker(client, task_queue=q.workflows,
-                                  workflows=[ResearchWorkflow, InvestigateWorkflow]))
+                                  workflows=[ResearchWorkflow, InvestigateWorkflow],
+                                  max_cached_workflows=deps.settings.worker_max_cached_workflows,
+                                  sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT))
         else:
             workers.append(Worker(client, task_queue=q.of(role), activities=by_role[role],
-                                  activity_executor=pools.fallback(role), interceptors=[pools],
+                                  activity_executor=pools.fallback(role), interceptors=[pools, Heartbeats()],
                                   max_concurrent_activities=pools.slots(role),
                                   graceful_shutdown_timeout=GRACEFUL_SHUTDOWN))
     return workers
