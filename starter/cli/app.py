@@ -61,7 +61,8 @@ Json = Annotated[bool, switch("--json", help="Print machine-readable JSON only."
 def fail(message: str, code: int = 1) -> None:
     from rich.markup import escape
 
-    err.print(f"[red]error:[/red] {escape(message)}")  # a reason may hold brackets, e.g. a range
+    # A reason may hold brackets (e.g. a range); soft_wrap keeps a one-line reason one line, piped too.
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
