@@ -8,10 +8,14 @@ QUESTION ?= How do durable agent systems avoid doing side effects twice when wor
 .PHONY: run test install lint up down clean bench
 
 $(STAMP): pyproject.toml
+	@echo "[1/3] creating $(VENV)"
 	$(PY) -m venv $(VENV)
+	@echo "[2/3] upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@echo "[3/3] installing deepscientist and its dependencies (about 1-2 min; pip prints each package)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[test]'
 	touch $(STAMP)
+	@echo "installed: $(BIN)/deepsci"
 
 install: $(STAMP)
 

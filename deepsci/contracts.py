@@ -219,6 +219,10 @@ class Progress(Model):
     max_llm_calls: int | None = None
     budget_stop: str | None = Field(default=None, description="Why the run is stopped by its budget.")
     parked_until: datetime | None = Field(default=None, description="Parked on a provider quota error.")
+    question: str = Field(default="", description="The run's question (empty from older workers).")
+    report_key: str | None = Field(
+        default=None, description="Artifact key of the latest aggregated report: the one under review "
+                                  "at the report gate (`deepsci show`).")
 
 
 class BudgetRaise(Model):

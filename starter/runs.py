@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 
@@ -17,12 +18,13 @@ from deepsci.store import ArtifactStore
 from deepsci.text import slugify
 from workflows.research import ResearchWorkflow
 
-__all__ = ["workflow_id_for", "start_or_attach", "Started", "report_json"]
+__all__ = ["workflow_id_for", "start_or_attach", "Started", "report_json", "ATTACH_STATUSES"]
 
 
 def workflow_id_for(req: ResearchRequest, explicit: str | None = None) -> str:
-    """`research-<id>` from --id, else `research-<slug>-<hash>` of the question and its scope,
-    so asking the same thing twice attaches to the first run instead of paying again.
+    """`research-<id>` from --id, else `research-<slug>-<hash>` of the question and every option,
+    so asking the same thing twice attaches to the first run instead of paying again, and asking
+    it with other options (sources, rounds, gates, budget) is another run.
 
     Raises:
         ValueError: the id is longer than ``MAX_RUN_ID_LEN`` (one line, for the operator).
@@ -34,8 +36,14 @@ def workflow_id_for(req: ResearchRequest, explicit: str | None = None) -> str:
             raise ValueError(f"--id is too long: the run id would be {len(wid)} characters, at most "
                              f"{MAX_RUN_ID_LEN}")
         return wid
-    scope = f"{req.question.strip().lower()}|{req.corpus or ''}|{','.join(req.search)}"
+    scope = _scope(req)
     return f"research-{slugify(req.question)}-{hashlib.sha256(scope.encode()).hexdigest()[:8]}"
+
+
+def _scope(req: ResearchRequest) -> str:
+    # The question as a person means it (case and spacing aside) and every option, in a stable form.
+    options = req.model_dump(mode="json", exclude={"question"})
+    return req.question.strip().lower() + "|" + json.dumps(options, sort_keys=True)
 
 
 @dataclass
@@ -43,24 +51,50 @@ class Started:
     handle: WorkflowHandle
     attached: bool
     status: WorkflowExecutionStatus | None
+    outcome: str | None = None  # how the earlier run with this id ended: published, failed, rejected, ...
+    replaced: bool = False  # a new run was started because the earlier one did not publish
+
+
+# An earlier run in one of these states is reused; any other ending (failed, rejected, cancelled,
+# terminated, timed out, budget exhausted) is asked again by a new run under the same id.
+ATTACH_STATUSES = ("running", "published")
+
+
+async def _outcome(handle: WorkflowHandle, status: WorkflowExecutionStatus | None) -> str:
+    if status == WorkflowExecutionStatus.RUNNING:
+        return "running"
+    if status == WorkflowExecutionStatus.COMPLETED:
+        res = await handle.result()
+        return res.status if isinstance(res, ResearchResult) else "completed"
+    return status.name.lower().replace("_", "-") if status else "unknown"
 
 
 async def start_or_attach(client: Client, settings: Settings, req: ResearchRequest,
-                          workflow_id: str) -> Started:
-    """Start the run, or attach to the run that already has this id (running or finished)."""
+                          workflow_id: str, mode: str = "auto") -> Started:
+    """Start the run, or attach to the run that already has this id.
+
+    ``mode`` auto: attach to a running or published run, start a new one (same id) after any other
+    ending; ``attach``: attach whatever its state (NOT_FOUND if none); ``new``: always a new run
+    (refused with FAILED_PRECONDITION while one with this id is running)."""
     handle = client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id)
+    outcome = None
     try:
         desc = await handle.describe()
-        return Started(handle, True, desc.status)
+        outcome = await _outcome(handle, desc.status)
+        if mode == "attach" or (mode == "auto" and outcome in ATTACH_STATUSES):
+            return Started(handle, True, desc.status, outcome)
+        if outcome == "running":
+            raise RPCError(f"run {workflow_id} is still running; `deepsci cancel {workflow_id}` first, "
+                           "or ask with another --id", RPCStatusCode.FAILED_PRECONDITION, b"")
     except RPCError as err:
-        if err.status != RPCStatusCode.NOT_FOUND:
+        if err.status != RPCStatusCode.NOT_FOUND or mode == "attach":
             raise
     handle = await client.start_workflow(
         ResearchWorkflow.run, req, id=workflow_id, task_queue=settings.queue("workflows"),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )
-    return Started(handle, False, WorkflowExecutionStatus.RUNNING)
+    return Started(handle, False, WorkflowExecutionStatus.RUNNING, outcome, replaced=outcome is not None)
 
 
 def report_json(settings: Settings, result: ResearchResult) -> dict:

@@ -210,6 +210,7 @@ def _alive(pid: int | None, marker: str) -> bool:
 def _spawn(name: str, argv: list[str], home: Path, env: dict[str, str]) -> int:
     (home / "logs").mkdir(parents=True, exist_ok=True)
     (home / "run").mkdir(parents=True, exist_ok=True)
+    env = {**env, "NO_COLOR": "1", "TERM": "dumb"}  # log files: no ANSI colour codes
     with open(home / "logs" / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)

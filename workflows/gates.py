@@ -85,7 +85,9 @@ class Gates:
             raise ValueError(f"gate {d.gate!r} is not open (open gate: {self.open or 'none'})")
         if d.version is not None and d.version != self.version:
             if d.version < self.version:
-                raise ValueError(f"stale decision: made against version {d.version} of the {d.gate}, "
+                # Versions count gate openings across both gates: version 1 is always the plan.
+                seen = self.decisions[d.version - 1].gate if 0 < d.version <= len(self.decisions) else d.gate
+                raise ValueError(f"stale decision: made against version {d.version} of the {seen}, "
                                  f"but version {self.version} is shown now; review it and decide again")
             raise ValueError(f"unknown version {d.version} of the {d.gate} (the one shown is "
                              f"version {self.version})")

@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import partial
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.indexing import IndexActivities
@@ -49,10 +50,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.investigate import InvestigateWorkflow
     from workflows.stats import run_stats
 
-__all__ = ["ResearchWorkflow", "PATCH_GATE_REMINDERS", "PATCH_GATE_MESSAGES", "PATCH_LLM_ACCOUNTING"]
+__all__ = ["ResearchWorkflow", "PATCH_GATE_REMINDERS", "PATCH_GATE_MESSAGES", "PATCH_LLM_ACCOUNTING",
+           "PATCH_STAGES_END_TRUE"]
 
 # After this many reviewer comments on the report, a further request_changes rejects it.
 MAX_COMMENT_ROUNDS = 3
+# A run's last stage (query and DeepsciStage) says how it ended: `rejected` or `failed` instead of
+# the stage it stopped in. Runs started before this patch keep their old commands on replay.
+PATCH_STAGES_END_TRUE = "stages-end-true"
 
 
 @workflow.defn
@@ -67,6 +72,8 @@ class ResearchWorkflow:
         self.drafts: dict[str, DraftRef] = {}  # the latest draft, by sub-question id
         self.done_sub_questions = 0
         self.round = 0
+        self.report_key: str | None = None  # the latest aggregated report (shown at the report gate)
+        self.true_end = False  # PATCH_STAGES_END_TRUE, decided once at the start of the run
         self.gates = Gates(self)
         self.budget = Budget(self)
 
@@ -77,13 +84,24 @@ class ResearchWorkflow:
         started = workflow.now()
         wid = workflow.info().workflow_id
         self.budget.accounting = workflow.patched(PATCH_LLM_ACCOUNTING)
+        self.true_end = true_end = workflow.patched(PATCH_STAGES_END_TRUE)
         try:
             result = await self._research(req, wid, started)
+            if true_end and result.status == "rejected":
+                self.set_stage("rejected")
         except BudgetStop as stop:
             result = self._result(wid, req, "budget_exhausted", started,
                                   f"stopped by its budget: {stop}; no `raise_budget` within "
                                   f"{req.budget_wait_s:g}s (the partial report is kept)", report=self.budget.partial)
             self.set_stage("budget-exhausted")
+        except FailureError:
+            if true_end:  # the run fails with this error; its stage should not look in progress
+                self.set_stage("failed")
+            raise
+        except asyncio.CancelledError:
+            if true_end:
+                self.set_stage("cancelled")
+            raise
         await self.gates.drain()
         return result
 
@@ -190,9 +208,11 @@ class ResearchWorkflow:
 
     async def _aggregate(self, wid: str, req: ResearchRequest, drafts: list[DraftRef],
                          version: int) -> ReportRef:
-        return await self.budget.step(req, lambda: call(WritingActivities.aggregate, AggregateInput(
+        report = await self.budget.step(req, lambda: call(WritingActivities.aggregate, AggregateInput(
             idempotency_key=f"{wid}/aggregate/v{version}", workflow_id=wid, question=req.question,
             drafts=drafts, sources=list(self.sources.values()))))
+        self.report_key = report.key
+        return report
 
     # ------------------------------------------------------------------ handlers (gates.py, budget.py)
 
@@ -227,6 +247,7 @@ class ResearchWorkflow:
             gate_opened_at=g.opened_at, reminders_sent=g.reminders, escalated=g.escalated,
             budget_usd=b.budget_usd, max_llm_calls=b.max_llm_calls, budget_stop=b.stop,
             parked_until=b.parked_until, **self._stats().model_dump(exclude={"duration_s"}),
+            question=self.request.question if self.request else "", report_key=self.report_key,
         )
 
     # ------------------------------------------------------------------ bookkeeping
@@ -234,6 +255,16 @@ class ResearchWorkflow:
     def set_stage(self, stage: str) -> None:
         self.stage = stage
         workflow.upsert_search_attributes([sa.STAGE.value_set(stage)])
+        if self.true_end:
+            # What `deepsci pending` lists from one visibility query (the memo needs no
+            # registration, unlike a search attribute): the question and the open gate's version.
+            g = self.gates
+            workflow.upsert_memo({
+                "question": self.request.question if self.request else "", "stage": stage,
+                "gate": g.open, "gate_version": g.version,
+                "gate_opened_at": g.opened_at.isoformat() if g.open and g.opened_at else None,
+                "gate_deadline": g.deadline.isoformat() if g.open and g.deadline else None,
+            })
 
     def _stats(self, duration_s: float = 0.0) -> Stats:
         b = self.budget

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -15,14 +16,15 @@ import typer
 from pydantic import ValidationError
 from rich.markdown import Markdown
 from rich.table import Table
+from temporalio.client import WorkflowExecutionStatus
 
-from deepsci.contracts import ResearchRequest, ResearchResult
+from deepsci.contracts import Progress, ResearchRequest, ResearchResult
 from deepsci.settings import Settings, get_settings
 from deepsci.temporal_client import connect, web_ui_link
-from starter.cli.app import Json, app, console, err, fail, run_client
+from starter.cli.app import EXIT_REFUSED, EXIT_RUN_FAILED, EXIT_RUNNING, Json, app, console, err, fail, run_client
 from starter.cli.options import model_options, refusal, switch
 
-__all__ = ["REQUEST_FLAGS", "build_request", "watch", "print_result"]
+__all__ = ["REQUEST_FLAGS", "build_request", "watch", "print_result", "link_line"]
 
 # `deepsci run` parameter -> ResearchRequest field. The flag is the parameter with dashes
 # (`max_sources` -> `--max-sources`); its type, default, bounds and help come from the field.
@@ -78,8 +80,9 @@ async def watch(handle, quiet: bool) -> ResearchResult:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, transient=False) as bars:
         stage = bars.add_task("stage: starting", total=None)
-        subq = bars.add_task("sub-questions", total=None)
-        srcs = bars.add_task("sources parsed", total=None)
+        # Shown once their totals are known (a bar with no total reads `0/?`).
+        subq = bars.add_task("sub-questions", total=None, visible=False)
+        srcs = bars.add_task("sources parsed", total=None, visible=False)
         gate_told = None
         while not result_task.done():
             try:
@@ -91,8 +94,9 @@ async def watch(handle, quiet: bool) -> ResearchResult:
                 if p.llm_calls:
                     extra += f"  [{p.llm_calls} model calls, ${p.cost_usd:.4f}]"
                 bars.update(stage, description=f"stage: {p.stage}{extra}")
-                bars.update(subq, total=p.sub_questions_total or None, completed=p.sub_questions_done)
-                bars.update(srcs, total=p.sources_found or None,
+                bars.update(subq, total=p.sub_questions_total or None, completed=p.sub_questions_done,
+                            visible=bool(p.sub_questions_total))
+                bars.update(srcs, total=p.sources_found or None, visible=bool(p.sources_found),
                             completed=p.sources_parsed + p.sources_failed,
                             description=f"sources parsed ({p.sources_failed} failed, "
                                         f"{p.chunks_indexed} chunks)")
@@ -107,7 +111,9 @@ async def watch(handle, quiet: bool) -> ResearchResult:
                         f"(version {p.gate_version}): `deepsci approve {handle.id} --gate {p.open_gate} "
                         f"--version {p.gate_version}` or `deepsci reject ...`")
             await asyncio.wait([result_task], timeout=0.5)
-        bars.update(stage, description="stage: done")
+        exc = result_task.exception()
+        ended = "failed" if exc else result_task.result().status.replace("_", "-")
+        bars.update(stage, description=f"stage: {ended}")
     return await result_task
 
 
@@ -120,7 +126,8 @@ def print_result(s, res: ResearchResult, as_json: bool) -> None:
         return
     if doc["report_markdown"]:
         console.print(Markdown(doc["report_markdown"]))
-    console.print(f"[bold]status:[/bold] {res.status}  {res.message}")
+    note = f"  {res.message}" if res.message and res.message != res.status else ""
+    console.print(f"[bold]status:[/bold] {res.status}{note}")
     st = res.stats
     console.print(f"sources {st.sources_found} found, {st.sources_parsed} parsed, {st.sources_failed} failed; "
                   f"{st.chunks_indexed} chunks; {st.llm_calls} engine calls; {st.duration_s:.1f}s")
@@ -128,8 +135,15 @@ def print_result(s, res: ResearchResult, as_json: bool) -> None:
         console.print(f"model: {st.tokens_in} tokens in, {st.tokens_out} out, ${st.cost_usd:.4f}; "
                       f"{st.citations_dropped} citations dropped (quote not in its source)")
     if res.report_path:
-        console.print(f"[bold]report:[/bold] {res.report_path}")
-    console.print(f"[bold]web ui:[/bold] {web_ui_link(s, res.workflow_id)}")
+        link_line("report", res.report_path)
+    link_line("web ui", web_ui_link(s, res.workflow_id))
+
+
+def link_line(label: str, link: str, to=None) -> None:
+    """``label:`` then the link on its own line, never wrapped or cut (piped output included), so
+    it stays one clickable, copyable string."""
+    (to or console).print(f"[bold]{label}:[/bold]")
+    (to or console).print(link, soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command()
@@ -148,88 +162,173 @@ def run(
     search: Annotated[str, typer.Option(
         help=f"{_FIELDS['search'].description} Comma-separated: local, searxng, arxiv, brave, tavily.")
     ] = "local",
+    new: Annotated[bool, switch("--new", help="Start a new run even if the same question and options "
+                                              "already published one.")] = False,
+    attach: Annotated[bool, switch("--attach", help="Attach to the earlier run with this id whatever "
+                                                    "its ending (failed, rejected, ...); never start one.")] = False,
     *,
     fields: dict,
 ):
-    """Start a research run (or attach to the run with the same id) and print its Web UI link."""
+    """Start a research run and print its Web UI link.
+
+    The same question with the same options attaches to the run already going or published; after
+    a run that failed, was rejected, cancelled or terminated, or with other options, a new run starts.
+    """
+    from starter.preflight import provider_problems
     from starter.runs import start_or_attach, workflow_id_for
 
+    if new and attach:
+        fail("--new and --attach exclude each other", code=EXIT_REFUSED)
     s = get_settings()
     req = build_request(s, question, corpus, search, reviewer, escalation_reviewer, fields)
+    problems = provider_problems(s, req.search)
+    if problems:
+        fail("search provider not usable: " + "; ".join(problems), code=EXIT_REFUSED)
     try:
         wid = workflow_id_for(req, id)
     except ValueError as exc:  # an overlong --id: refused before anything starts
-        fail(str(exc), code=2)
+        fail(str(exc), code=EXIT_REFUSED)
 
     async def go():
+        from starter.cli.lookup import warn_if_no_worker
+
         client = await connect(s)
-        started = await start_or_attach(client, s, req, wid)
+        started = await start_or_attach(client, s, req, wid, "new" if new else "attach" if attach else "auto")
         if not as_json:
-            verb = "attached to existing run" if started.attached else "started"
-            err.print(f"{verb} [bold]{wid}[/bold]\nweb ui: {web_ui_link(s, wid)}")
+            if started.attached:
+                verb = f"attached to the {started.outcome} run"
+                hint = " (--new asks again)" if started.outcome != "running" else ""
+            elif started.replaced:
+                verb, hint = "started a new run", f" (the earlier one {started.outcome}; --attach reads it)"
+            else:
+                verb, hint = "started", ""
+            err.print(f"{verb} [bold]{wid}[/bold]{hint}", soft_wrap=True)
+            link_line("web ui", web_ui_link(s, wid), to=err)
+        if started.status == WorkflowExecutionStatus.RUNNING:
+            await warn_if_no_worker(client, s)
         if not wait:
             if as_json:
                 sys.stdout.write(json.dumps({"workflow_id": wid, "attached": started.attached,
+                                             "earlier_outcome": started.outcome,
                                              "web_ui": web_ui_link(s, wid)}) + "\n")
             return
-        res = await watch(started.handle, quiet=as_json)
+        res = await _finished(watch(started.handle, quiet=as_json))
         print_result(s, res, as_json)
 
     run_client(go())
 
 
+async def _finished(waiting) -> ResearchResult:
+    """The run's result; a failed run exits 5 with one line (the cause and its fix)."""
+    from temporalio.client import WorkflowFailureError
+
+    from starter.cli.app import OPTIONS
+    from starter.cli.failures import explain
+
+    try:
+        return await waiting
+    except WorkflowFailureError as exc:
+        if OPTIONS["verbose"]:
+            err.print_exception()
+        fail(explain(exc), code=EXIT_RUN_FAILED)
+        raise  # not reached: fail() exits
+
+
+def _stamp(v: object) -> str:
+    return v.isoformat() if isinstance(v, datetime) else str(v)
+
+
 @app.command()
-def status(run_id: Annotated[str, typer.Argument(help="Workflow id.")], as_json: Json = False):
-    """Show a run's stage, counts and open gate."""
-    from workflows.research import ResearchWorkflow
+def status(run_id: Annotated[str, typer.Argument(help="Run id (the `research-` prefix is optional).")],
+           as_json: Json = False):
+    """Show a run's question, stage, counts and open gate (`deepsci show` adds the report under review)."""
+    from starter.cli.lookup import find_run, has_pollers
 
     s = get_settings()
 
     async def go():
         client = await connect(s)
-        handle = client.get_workflow_handle(run_id)
-        desc = await handle.describe()
-        p = await handle.query(ResearchWorkflow.progress)
+        wid, desc = await find_run(client, run_id)
+        p = await _progress(client, wid, desc, has_pollers)
+        out = {"workflow_id": wid, "status": desc.status.name if desc.status else None,
+               "run_id": desc.run_id, "started_at": _stamp(desc.start_time),
+               "closed_at": _stamp(desc.close_time) if desc.close_time else None,
+               **(p.model_dump(mode="json") if p else {"stage": (await _memo(desc)).get("stage")}),
+               "web_ui": web_ui_link(s, wid)}
         if as_json:
-            out = {"workflow_id": run_id, "status": desc.status.name if desc.status else None,
-                   **p.model_dump(mode="json")}
             sys.stdout.write(json.dumps(out, indent=2) + "\n")
             return
         table = Table(show_header=False)
-        table.add_row("run", run_id)
-        table.add_row("status", desc.status.name if desc.status else "?")
-        for k, v in p.model_dump(exclude={"plan", "decisions"}).items():
-            table.add_row(k, str(v))
-        table.add_row("plan", "\n".join(f"{i + 1}. {t}" for i, t in enumerate(p.plan)))
-        for d in p.decisions:
-            table.add_row("decision", f"{d.gate}: {d.decision} by {d.reviewer} {d.comment}")
-        table.add_row("web ui", web_ui_link(s, run_id))
+        table.add_row("run", wid)
+        table.add_row("status", out["status"] or "?")
+        if p is None:
+            table.add_row("stage", str(out["stage"] or "?"))
+        else:
+            table.add_row("question", p.question or "?")
+            for k, v in p.model_dump(exclude={"plan", "decisions", "question", "report_key"}).items():
+                if v is not None:
+                    table.add_row(k, _stamp(v))
+            table.add_row("plan", "\n".join(f"{i + 1}. {t}" for i, t in enumerate(p.plan)))
+            for d in p.decisions:
+                table.add_row("decision", f"{d.gate}: {d.decision} by {d.reviewer} at {_stamp(d.at)} {d.comment}")
+        table.add_row("started", out["started_at"])
         console.print(table)
+        link_line("web ui", out["web_ui"])
 
     run_client(go())
 
 
+async def _memo(desc) -> dict:
+    try:
+        return await desc.memo() or {}
+    except Exception:  # noqa: BLE001 - a memo this CLI did not write
+        return {}
+
+
+async def _progress(client, wid: str, desc, has_pollers) -> Progress | None:
+    """The `progress` query, or None at once (with the fix) when no worker could answer it."""
+    from temporalio.service import RPCError
+
+    from workflows.research import ResearchWorkflow
+
+    queue = desc.task_queue
+    if not await has_pollers(client, queue):
+        err.print(f"[yellow]warning:[/yellow] no worker polls task queue {queue}, so the run cannot answer "
+                  "(and a running one does not move). Start one with `deepsci up` or `deepsci worker`.",
+                  soft_wrap=True)
+        return None
+    try:
+        return await client.get_workflow_handle(wid, run_id=desc.run_id).query(
+            ResearchWorkflow.progress, rpc_timeout=timedelta(seconds=15))
+    except RPCError as exc:
+        err.print(f"[yellow]warning:[/yellow] the run did not answer: {exc.message}", soft_wrap=True)
+        return None
+
+
 @app.command()
-def result(run_id: str,
+def result(run_id: Annotated[str, typer.Argument(help="Run id (the `research-` prefix is optional).")],
            as_json: Annotated[bool, switch("--json", help="Print the report contract as JSON.")] = False,
            wait: Annotated[bool, switch("--wait", help="Wait if the run is still going.")] = False):
-    """Print a finished run's report (or its status if it is still going)."""
+    """Print a finished run's report (exit 3 if it is still going; `deepsci show` reads the one under review)."""
     from temporalio.client import WorkflowExecutionStatus
+
+    from starter.cli.lookup import find_run
 
     s = get_settings()
 
     async def go():
         client = await connect(s)
-        handle = client.get_workflow_handle(run_id, result_type=ResearchResult)
-        desc = await handle.describe()
+        wid, desc = await find_run(client, run_id)
+        handle = client.get_workflow_handle(wid, result_type=ResearchResult)
         if desc.status == WorkflowExecutionStatus.RUNNING and not wait:
-            msg = {"workflow_id": run_id, "status": "running"}
+            msg = {"workflow_id": wid, "status": "running"}
             if as_json:
                 sys.stdout.write(json.dumps(msg) + "\n")
             else:
-                console.print(f"{run_id} is still running; `deepsci status {run_id}` or add --wait.")
-            raise typer.Exit(3)
-        res = await handle.result()
+                console.print(f"{wid} is still running; `deepsci show {wid}` shows its plan and the report "
+                              "under review, or add --wait.", soft_wrap=True)
+            raise typer.Exit(EXIT_RUNNING)
+        res = await _finished(handle.result())
         print_result(s, res, as_json)
 
     run_client(go())

@@ -52,13 +52,15 @@ async def test_pending_lists_runs_waiting_on_a_gate(env, worker, settings):
     for row, deadline in ((p, 3600), (r, 7200)):
         assert 0 <= row["waited_s"] < 120 and row["gate_opened_at"] is not None
         assert deadline - 120 < row["deadline_in_s"] <= deadline
-        assert row["reminders_sent"] == 0 and row["escalated"] is False
+        assert row["question"] == "What is full jitter in retry backoff?"
 
     # the CLI, as a user runs it: --json, the table, the --gate filter
     e = _env(env, settings, worker)
     code, out, err = await _deepsci(e, "pending", "--queue", queue, "--json")
     assert code == 0, err
-    listed = {x["workflow_id"]: x for x in json.loads(out)}
+    doc = json.loads(out)
+    assert doc["total"] == 2
+    listed = {x["workflow_id"]: x for x in doc["runs"]}
     assert set(listed) == {at_plan.id, at_report.id}
     assert listed[at_report.id]["gate"] == "report" and listed[at_report.id]["waited_s"] >= 0
     code, out, err = await _deepsci(e, "pending", "--queue", queue, "--gate", "report")
