@@ -637,3 +637,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+from starter.ingest_cmd import ingest  # noqa: E402 - the lead moves this into the CLI package
+
+app.command()(ingest)
