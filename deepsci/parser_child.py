@@ -165,6 +165,8 @@ def _parse_one(req: dict, data: bytes) -> dict:
                         "segments": [[s.locator, s.start, s.end] for s in doc.segments],
                         "pages": getattr(doc, "pages", 0), "pages_without_text": getattr(doc, "pages_without_text", 0)}}
     except Refusal as exc:
+        if _is_oom(exc):  # "malformed PDF: malloc (...) failed" is the memory limit speaking, not the file
+            return {"oom": True, "retire": True}
         return {"refused": str(exc)}
     except BaseException as exc:  # noqa: BLE001 - every parser failure is reported, none escapes
         if _is_oom(exc):
@@ -174,6 +176,16 @@ def _parse_one(req: dict, data: bytes) -> dict:
                               "non_retryable": bool(getattr(exc, "non_retryable", False))}}
         detail = " ".join(str(exc).split())[:300]
         return {"refused": f"parser failed: {type(exc).__name__}: {detail}", "retire": True}
+
+
+def _release_parser_memory() -> None:
+    """Empty MuPDF's resource cache: the next document starts from the warm baseline, not this one's peak."""
+    pymupdf = sys.modules.get("pymupdf")
+    if pymupdf is not None:
+        try:
+            pymupdf.TOOLS.store_shrink(100)
+        except Exception:  # noqa: BLE001 - a cache we could not empty only costs memory; recycling bounds it
+            pass
 
 
 def main(argv: list[str]) -> int:
@@ -214,6 +226,7 @@ def main(argv: list[str]) -> int:
         except MemoryError:
             reply = oom_reply
         del data
+        _release_parser_memory()
         try:
             out.write(reply)
             out.flush()

@@ -189,15 +189,19 @@ def _why_no_text(page) -> str:
     return "blank"
 
 
+def _pages(n: int) -> str:
+    return f"{n} page" if n == 1 else f"{n} pages"
+
+
 def _no_text_reason(empty: dict[str, int], pages: int) -> str:
     if empty.get("image"):
         return (f"PDF is image-only: {empty['image']} of {pages} pages are scanned images without a text layer "
                 "(no OCR here)")
     if empty.get("form"):
-        return f"PDF has no text: {pages} pages of form fields only"
+        return f"PDF has no text: {_pages(pages)} of form fields only"
     if empty.get("drawing"):
-        return f"PDF has no text: {pages} pages of vector drawings only (no text layer)"
-    return f"PDF has no text: {pages} blank pages"
+        return f"PDF has no text: {_pages(pages)} of vector drawings only (no text layer)"
+    return f"PDF has no text: {_pages(pages)}, all blank"
 
 
 def _pdf_pages(doc) -> tuple[str, list[str], list[Segment], dict[str, int]]:
