@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from deepsci.charsets import charset_from_content_type
 from deepsci.contracts import FetchParseInput, SearchInput, SearchResult, SourceRecord
 from deepsci.errors import ErrorType, non_retryable
 from deepsci.fetcher import SafeFetcher
@@ -68,12 +69,12 @@ class SourceActivities:
                     close()
         return SearchResult(hits=hits)
 
-    def _read(self, uri: str) -> tuple[bytes, str]:
-        """The source's bytes and the name to parse them under."""
+    def _read(self, uri: str) -> tuple[bytes, str, str | None]:
+        """The source's bytes, the name to parse them under, and the charset a server declared."""
         parsed = urlparse(uri)
         if parsed.scheme in ("http", "https"):
             fetched = self.fetcher.fetch(uri, progress=lambda: activity.heartbeat("fetching"))
-            return fetched.data, fetched.parse_name
+            return fetched.data, fetched.parse_name, charset_from_content_type(fetched.content_type)
         if parsed.scheme != "file":
             raise non_retryable(ErrorType.BLOCKED_SOURCE, f"unsupported URI scheme {parsed.scheme!r}: {uri}")
         path = Path(unquote(parsed.path))
@@ -83,11 +84,11 @@ class SourceActivities:
         limit = self.deps.settings.max_document_bytes
         if size > limit:
             raise non_retryable(ErrorType.BAD_DOCUMENT, f"document is {size} bytes (limit {limit})")
-        return path.read_bytes(), uri
+        return path.read_bytes(), uri, None
 
     @activity.defn(name="fetch_parse")
     def fetch_parse(self, inp: FetchParseInput) -> SourceRecord:
-        data, name = self._read(inp.uri)
+        data, name, charset = self._read(inp.uri)
         digest = content_hash(data)
         store = self.deps.store
         doc = store.get_document(digest)  # content-addressed: the same bytes are parsed once
@@ -103,17 +104,19 @@ class SourceActivities:
             settings = self.deps.settings
             try:
                 parsed = parse_isolated(data, name, settings.max_document_bytes, ParseLimits.from_settings(settings),
-                                        on_wait=lambda: activity.heartbeat("parsing"))
+                                        on_wait=lambda: activity.heartbeat("parsing"), charset=charset)
             except ApplicationError as err:
                 if err.non_retryable and err.type == ErrorType.BAD_DOCUMENT:
                     store.put_artifact(failure_key, "parse_failure", {"reason": err.message, "uri": inp.uri})
                 raise
             segments = [{"locator": s.locator, "start": s.start, "end": s.end} for s in parsed.segments]
             store.put_document(digest, inp.uri, parsed.title, parsed.kind, parsed.text, segments, len(data))
-            doc = {"title": parsed.title, "kind": parsed.kind, "text": parsed.text}
+            doc = {"title": parsed.title, "kind": parsed.kind, "text": parsed.text,
+                   "pages": parsed.pages, "pages_without_text": parsed.pages_without_text}
         return SourceRecord(
             source_id=digest[:16], uri=inp.uri, title=doc["title"] or inp.title, kind=doc["kind"],
             status="parsed", content_hash=digest, chars=len(doc["text"]),
+            pages=doc.get("pages", 0), pages_without_text=doc.get("pages_without_text", 0),
         )
 
 

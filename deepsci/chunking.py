@@ -1,4 +1,8 @@
-"""Chunking: sentence-aligned spans of the parsed text, never crossing a page or section."""
+"""Chunking: sentence-aligned spans of the parsed text, never crossing a page or section.
+
+A chunk is at most ``max_chars`` long even when one sentence is longer (a table row, a run-on
+list): such a sentence is cut at the last whitespace that fits, else mid-word.
+"""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def chunk_document(text: str, segments: list[Segment], max_chars: int) -> list[C
     for seg in segments or [Segment("§ text", 0, len(text))]:
         cur_start: int | None = None
         cur_end = 0
-        for s, e in sentence_spans(text, seg.start, seg.end):
+        for s, e in _capped(text, sentence_spans(text, seg.start, seg.end), max_chars):
             if cur_start is not None and e - cur_start > max_chars:
                 chunks.append(Chunk(len(chunks), seg.locator, cur_start, cur_end, text[cur_start:cur_end]))
                 cur_start = None
@@ -42,3 +46,24 @@ def chunk_document(text: str, segments: list[Segment], max_chars: int) -> list[C
         if cur_start is not None:
             chunks.append(Chunk(len(chunks), seg.locator, cur_start, cur_end, text[cur_start:cur_end]))
     return chunks
+
+
+def _capped(text: str, spans: list[tuple[int, int]], max_chars: int) -> list[tuple[int, int]]:
+    """``spans`` with every span longer than ``max_chars`` cut into pieces that fit."""
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        while e - s > max_chars:
+            cut = max(text.rfind(" ", s + max_chars // 2, s + max_chars + 1),
+                      text.rfind("\n", s + max_chars // 2, s + max_chars + 1))
+            if cut <= s:
+                cut = s + max_chars
+            piece_end = cut
+            while piece_end > s and text[piece_end - 1].isspace():
+                piece_end -= 1
+            out.append((s, piece_end))
+            s = cut
+            while s < e and text[s].isspace():
+                s += 1
+        if e > s:
+            out.append((s, e))
+    return out

@@ -108,6 +108,8 @@ class SourceRecord(Model):
     error: str | None = None
     content_hash: str | None = None
     chars: int = 0
+    pages: int = 0  # PDF pages (0 for other kinds, or when the document was parsed in an earlier run)
+    pages_without_text: int = 0  # PDF pages that gave no text: scanned images, drawings, blank
 
 
 class LlmUsage(Model):

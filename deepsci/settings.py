@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     parse_timeout_s: float = Field(default=60.0, gt=0)
     parse_memory_mb: int = Field(default=1024, ge=256)  # pymupdf alone needs ~150 MB
     parse_cpu_s: int = Field(default=60, ge=1)
+    # The warm parser pool (deepsci/parser_pool.py): children per worker process (0 = one per
+    # core), each replaced after parse_child_max_docs documents (bounds leaks in C parsers).
+    parse_pool_size: int = Field(default=0, ge=0)
+    parse_child_max_docs: int = Field(default=200, ge=1)
 
     # Worker threads per activity family (workers/pools.py): a slow family fills only its own
     # pool, so trickling web servers cannot starve model calls, indexing or notifications.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
@@ -31,8 +32,12 @@ _TYPOGRAPHIC = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u20
 
 
 def normalize_quote(text: str) -> str:
-    """What "verbatim" means when checking a citation: same words, any whitespace, plain quote marks."""
-    return normalize_ws(text.translate(_TYPOGRAPHIC))
+    """What "verbatim" means when checking a citation: same words, any whitespace, plain quote marks.
+
+    NFKC too: stored text is NFKC (``deepsci.cleaning``), so a quote typed with a ligature ("ﬁle")
+    still matches.
+    """
+    return normalize_ws(unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHIC))
 
 
 def quote_in(quote: str, text: str) -> bool:

@@ -215,7 +215,7 @@ def _documents() -> list[tuple[Hostile, Callable[[], bytes]]]:
     docs: list[tuple[Hostile, Callable[[], bytes]]] = [
         # ---- PDF
         (Hostile("zero-bytes.pdf", "failed", "empty document (0 bytes)", "a zero-byte PDF"), lambda: b""),
-        (Hostile("truncated.pdf", "failed", "PDF has no extractable text",
+        (Hostile("truncated.pdf", "failed", "PDF has no text",
                  "a valid PDF cut 200 bytes in: MuPDF repairs a catalog with nothing in it"),
          lambda: good_pdf[:200]),
         (Hostile("truncated-tail.pdf", "parsed",
@@ -233,7 +233,7 @@ def _documents() -> list[tuple[Hostile, Callable[[], bytes]]]:
                  "1,000,000 pages from 5 objects: page-tree nodes share their kids"), _page_tree_bomb),
         (Hostile("cyclic-page-tree.pdf", "failed", "malformed PDF: code=7: cycle in page tree",
                  "a page-tree node that is its own kid"), _cyclic_page_tree),
-        (Hostile("deflate-bomb.pdf", "failed", "PDF has no extractable text",
+        (Hostile("deflate-bomb.pdf", "failed", "PDF has no text",
                  "a 130 KB content stream that inflates to 128 MiB of zero bytes"),
          lambda: _bomb_pdf(_repeat_deflate(b"", b"\0", 128, b""))),
         (Hostile("huge-string.pdf", "failed", "parser ran out of memory",
@@ -242,7 +242,7 @@ def _documents() -> list[tuple[Hostile, Callable[[], bytes]]]:
         (Hostile("tj-array-bomb.pdf", "failed", "parser ran out of memory",
                  "a 200 KB content stream holding a TJ array of 52 million strings"),
          lambda: _bomb_pdf(_repeat_deflate(b"BT /F1 12 Tf 72 720 Td [", b"(A) ", 200, b"] TJ ET"))),
-        (Hostile("image-only.pdf", "failed", "no extractable text", "a scanned-style page: one image, no text"),
+        (Hostile("image-only.pdf", "failed", "PDF is image-only", "a scanned-style page: one image, no text"),
          _image_only_pdf),
         (Hostile("trailing-garbage.pdf", "parsed", why="a valid PDF followed by 256 KB of random bytes"),
          lambda: _text_pdf([_prose("trailing bytes")], "Trailing bytes") + rnd.randbytes(256 * 1024)),

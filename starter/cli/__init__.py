@@ -2,7 +2,7 @@
 
 Commands live by family: ``stack`` (up, down, worker, slack, demo), ``runs`` (run, status,
 result), ``explore`` (show, runs, cancel, logs), ``review`` (approve, reject, request-changes,
-pending, raise-budget), ``tools`` (replay, eval); each registers on the one Typer ``app`` (``app.py``)."""
+pending, raise-budget), ``tools`` (replay, eval), ``ingest``; each registers on the one Typer ``app`` (``app.py``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starter.cli.app import app, err
 
 # Importing a family registers its commands; this order is the order of `deepsci --help`.
 # isort: off
-from starter.cli import stack, runs, explore, review, tools  # noqa: E402, F401
+from starter.cli import stack, runs, explore, review, tools, ingest  # noqa: E402, F401
 # isort: on
 
 __all__ = ["app", "main"]
