@@ -71,7 +71,7 @@ class WritingActivities:
 
     @activity.defn(name="critique")
     def critique(self, inp: CritiqueInput) -> Critique:
-        drafts = [self.deps.store.get_artifact(d.key) for d in inp.drafts]
+        drafts = self._drafts(inp.drafts)
         ids = [s["point_id"] for d in drafts for s in d["sentences"]]
         chunks = self.deps.store.get_chunks(ids)
         texts = {pid: c["text"] for pid, c in chunks.items()}
@@ -97,28 +97,40 @@ class WritingActivities:
 
     @activity.defn(name="aggregate")
     def aggregate(self, inp: AggregateInput) -> ReportRef:
-        drafts = [self.deps.store.get_artifact(d.key) for d in inp.drafts]
+        drafts = self._drafts(inp.drafts)
         model = self._model
-        engine = None if inp.partial else model  # a partial report is rendered without a model call
+        # A partial report, or one whose model summary failed, is rendered without a model call.
+        engine = None if inp.partial or inp.no_model else model
         mode = model.mode if model else offline.MODE
-        markdown, citations = render_report(inp.question, mode, drafts, inp.sources, partial=inp.partial)
+        degraded = [d.model_dump() for d in inp.degraded]
+        if inp.no_model:
+            degraded.append({"step": "aggregate", "sub_question_id": "", "reason": "the model summary failed",
+                             "fallback": "rendered without a model summary"})
+        markdown, citations = render_report(inp.question, mode, drafts, inp.sources, partial=inp.partial,
+                                            degraded=degraded)
         usage, summary_lines = LlmUsage(), None
         if engine is not None and citations:
             by_section = _numbered_claims(drafts, citations)
             points, _, usage = engine.summary(inp.question, by_section, {c.n for c in citations},
                                               inp.idempotency_key)
             if points:
-                summary_lines = [f"- {text} {''.join(f'[{n}]' for n in ns)}" for text, ns in points]
+                summary_lines = [text for text, _ in points]
                 markdown, citations = render_report(inp.question, mode, drafts, inp.sources,
-                                                    summary=summary_lines)
+                                                    summary=points, degraded=degraded)
         body = {"markdown": markdown, "citations": [c.model_dump() for c in citations], "partial": inp.partial}
         self.deps.store.put_artifact(inp.idempotency_key, "report", body)
         if summary_lines:
-            summary = summary_lines[0][2:202]
+            summary = summary_lines[0][:200]
         else:
             summary = citations[0].quote[:200] if citations else offline.NO_ANSWER
         return ReportRef(key=inp.idempotency_key, mode=mode, chars=len(markdown),
                          citations=citations, summary=summary, usage=usage)
+
+    def _drafts(self, refs: list[DraftRef]) -> list[dict]:
+        """Each draft's artifact; a draft that failed for good has none and reads as an empty section."""
+        return [{"sub_question": {"id": r.sub_question_id, "text": r.sub_question}, "sentences": [],
+                 "dropped": [], "failed": r.failed} if r.failed else self.deps.store.get_artifact(r.key)
+                for r in refs]
 
 
 def _numbered_claims(drafts: list[dict], citations) -> list[dict]:

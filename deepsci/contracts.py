@@ -16,6 +16,7 @@ DeadlinePolicy = Literal["reject", "approve", "escalate"]
 SourceStatus = Literal["parsed", "failed"]
 IssueKind = Literal["uncovered", "unsupported", "thin", "reviewer", "dropped_citation", "model"]
 RunStatus = Literal["running", "published", "rejected", "failed", "budget_exhausted"]
+DegradedStep = Literal["plan", "draft", "critique", "aggregate"]
 
 
 class Model(BaseModel):
@@ -97,6 +98,8 @@ class Citation(Model):
     uri: str
     locator: str
     quote: str
+    ref: int = Field(default=0, description="The source's reference number in the Markdown (one per source).")
+    claim: str = Field(default="", description="The claim this quote supports, when it is not the quote itself.")
 
 
 class SourceRecord(Model):
@@ -143,6 +146,15 @@ class Stats(Model):
     citations_dropped: int = Field(default=0, description="Model citations whose quote was not in the chunk.")
 
 
+class Degradation(Model):
+    """A model step that failed after its retries; the run published without it (see workflows/degrade.py)."""
+
+    step: DegradedStep
+    sub_question_id: str = ""
+    reason: str
+    fallback: str = Field(default="", description="What the run did instead, in words.")
+
+
 class DecisionRecord(Model):
     gate: GateName
     decision: DecisionKind
@@ -164,6 +176,8 @@ class ResearchResult(Model):
     sources: list[SourceRecord] = Field(default_factory=list)
     stats: Stats = Field(default_factory=Stats)
     decisions: list[DecisionRecord] = Field(default_factory=list)
+    degraded: list[Degradation] = Field(
+        default_factory=list, description="Model steps that failed for good; the run went on without them.")
 
 
 # ---------------------------------------------------------------- gates, progress
@@ -355,6 +369,8 @@ class DraftRef(Model):
     sentences: int
     usage: LlmUsage = Field(default_factory=LlmUsage)
     citations_dropped: int = 0
+    failed: str = Field(default="", description="Why drafting failed for good; then there is no artifact.")
+    sub_question: str = Field(default="", description="The sub-question's text, set when ``failed`` is.")
 
 
 class CritiqueIssue(Model):
@@ -382,6 +398,8 @@ class AggregateInput(Model):
     drafts: list[DraftRef]
     sources: list[SourceRecord]
     partial: bool = Field(default=False, description="Render what is drafted so far, without a model call.")
+    no_model: bool = Field(default=False, description="Render deterministically: the model summary failed.")
+    degraded: list[Degradation] = Field(default_factory=list, description="Listed in the report for its reader.")
 
 
 class ReportRef(Model):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from deepsci.contracts import Citation, SourceRecord
-from deepsci.engine.offline import NO_ANSWER, SECTION_SENTENCES
+from deepsci.engine.offline import FACETS, NO_ANSWER, SECTION_SENTENCES
 
-__all__ = ["render_report", "ENGINE_NOTE", "report_document"]
+__all__ = ["render_report", "section_title", "ENGINE_NOTE", "report_document"]
 
 ENGINE_NOTE = {
     "offline": "Written by the offline extractive engine: every sentence below is quoted verbatim "
@@ -19,49 +19,106 @@ PARTIAL_NOTE = ("_Partial report: the run stopped at its budget before finishing
                 "yet are missing._")
 
 
+def section_title(sub_question: str, question: str) -> str:
+    """A heading a reader would write: the facet of an offline facet question ("Failure modes and
+    risks", not "Failure modes and risks: <the question>?"), "Overview" for the question itself."""
+    text = sub_question.strip()
+    head, sep, rest = text.partition(": ")
+    if sep and head in FACETS:
+        return head
+    if text.rstrip("?").strip().lower() == question.rstrip("?").strip().lower():
+        return "Overview"
+    return text
+
+
 def render_report(
     question: str, mode: str, drafts: list[dict], sources: list[SourceRecord], *,
-    summary: list[str] | None = None, partial: bool = False,
+    summary: list[tuple[str, list[int]]] | None = None, partial: bool = False,
+    degraded: list[dict] | None = None,
 ) -> tuple[str, list[Citation]]:
     """Markdown and numbered citations. A drafted sentence shows its claim ``text`` (model mode)
-    or the quote itself (offline); ``summary`` replaces the default (each section's first sentence)."""
+    or the quote itself (offline); ``summary`` (text, citation numbers) replaces the default (each
+    section's first sentence).
+
+    Each citation (``n``) keeps its verified quote; the Markdown cites the *source* (``ref``: one
+    reference per document, its locators listed under it) and, when the claim is not the quote
+    itself, a footnote with the quote beside the claim."""
     citations: list[Citation] = []
     by_quote: dict[tuple[str, str], int] = {}
+    refs: dict[str, int] = {}  # source id -> reference number, in order of first citation
+    section_of: dict[int, int] = {}  # citation number -> index of the section that shows it
     note = ENGINE_NOTE.get(mode, MODEL_NOTE.format(mode=mode))
     lines = [f"# {question}", "", f"_Mode: {mode}. {note}_", ""]
     if partial:
         lines += [PARTIAL_NOTE, ""]
     first: list[str] = []
-    body: list[str] = []
-    for i, d in enumerate(drafts, start=1):
-        body += [f"## {i}. {d['sub_question']['text']}", ""]
-        sentences = []
+    sections: list[dict] = []  # title, sentences, also (merged sub-questions), empty (what is missing)
+
+    def marker(c: Citation) -> str:
+        return f"[{c.ref}]" + (f"[^{c.n}]" if c.claim else "")
+
+    for d in drafts:
+        title = section_title(d["sub_question"]["text"], question)
+        sentences, repeated = [], []
         for s in d["sentences"]:
             key = (s["content_hash"], s["quote"])
             if key in by_quote:  # already quoted in an earlier section: do not repeat it
+                repeated.append(by_quote[key])
                 continue
             n = len(citations) + 1
             by_quote[key] = n
-            citations.append(Citation(
-                n=n, source_id=s["content_hash"][:16], title=s["title"], uri=s["uri"],
-                locator=s["locator"], quote=s["quote"],
-            ))
-            sentences.append(f"{s.get('text') or s['quote']} [{n}]")
+            source_id = s["content_hash"][:16]
+            ref = refs.setdefault(source_id, len(refs) + 1)
+            text = s.get("text") or s["quote"]
+            c = Citation(n=n, source_id=source_id, title=s["title"], uri=s["uri"], locator=s["locator"],
+                         quote=s["quote"], ref=ref, claim=text if text != s["quote"] else "")
+            citations.append(c)
+            section_of[n] = len(sections)
+            sentences.append(f"{text} {marker(c)}")
             if len(sentences) >= SECTION_SENTENCES:
                 break
         if sentences:
-            body += [" ".join(sentences), ""]
+            sections.append({"title": title, "sentences": sentences, "also": []})
             first.append(f"- {sentences[0]}")
-        elif d["sentences"]:
-            body += ["_Covered by the evidence quoted in the sections above._", ""]
+        elif d.get("failed"):
+            sections.append({"title": title, "empty": f"No supported answer: drafting this section failed "
+                                                      f"({d['failed'][:200]})."})
+        elif repeated:  # its evidence is what an earlier section quotes: merge it there
+            sections[section_of[repeated[0]]]["also"].append(d["sub_question"]["text"])
         else:
-            body += [f"> {NO_ANSWER}", ""]
+            sections.append({"title": title, "empty": f"{NO_ANSWER} No passage in the searched sources "
+                                                      f"addresses: {d['sub_question']['text']}"})
     lines += ["## Summary", ""]
-    lines += summary or first or [f"{NO_ANSWER} No evidence in the searched sources addresses the question."]
-    lines += [""] + body
+    if summary:
+        by_n = {c.n: c for c in citations}
+        lines += [f"- {text} " + "".join(dict.fromkeys(marker(by_n[n]) for n in ns if n in by_n))
+                  for text, ns in summary]
+    else:
+        lines += first or [f"{NO_ANSWER} No evidence in the searched sources addresses the question."]
+    lines += [""]
+    for i, sec in enumerate(sections, start=1):
+        lines += [f"## {i}. {sec['title']}", ""]
+        if sec.get("empty"):
+            lines += [f"> {sec['empty']}", ""]
+            continue
+        lines += [" ".join(sec["sentences"]), ""]
+        if sec["also"]:
+            lines += ["_This also answers: " + "; ".join(sec["also"]) + "_", ""]
+    if degraded:  # the reader learns which steps the run went on without
+        lines += ["## What degraded", ""]
+        lines += [f"- {x['step']}{' ' + x['sub_question_id'] if x.get('sub_question_id') else ''}: "
+                  f"{x.get('fallback') or 'skipped'} ({x['reason'][:200]})" for x in degraded]
+        lines += [""]
     lines += ["## References", ""]
-    for c in citations:
-        lines.append(f"{c.n}. {c.title}, {c.locator} - <{c.uri}>")
+    for source_id, ref in refs.items():
+        cited = [c for c in citations if c.source_id == source_id]
+        lines.append(f"{ref}. {cited[0].title} - <{cited[0].uri}>")
+        locators = list(dict.fromkeys(c.locator for c in cited if c.locator))
+        if locators:
+            lines.append(f"   - {', '.join(locators)}")
+    footnotes = [c for c in citations if c.claim]
+    if footnotes:  # the verified quote beside each claim that paraphrases it
+        lines += [""] + [f'[^{c.n}]: "{c.quote}" ({c.title}, {c.locator})' for c in footnotes]
     failed = [s for s in sources if s.status == "failed"]
     if failed:
         lines += ["", "## Sources that could not be read", ""]

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         BudgetState,
         CritiqueInput,
         DecisionOutcome,
+        Degradation,
         DraftInput,
         DraftRef,
         EvidenceRef,
@@ -46,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.budget import PATCH_LLM_ACCOUNTING, Budget, BudgetStop
     from workflows.calls import call
+    from workflows.degrade import PATCH_STEP_DEGRADATION, Degrader
     from workflows.gates import PATCH_GATE_MESSAGES, PATCH_GATE_REMINDERS, Gates
     from workflows.investigate import InvestigateWorkflow
     from workflows.stats import run_stats
@@ -76,6 +78,7 @@ class ResearchWorkflow:
         self.true_end = False  # PATCH_STAGES_END_TRUE, decided once at the start of the run
         self.gates = Gates(self)
         self.budget = Budget(self)
+        self.degrader = Degrader()
 
     @workflow.run
     async def run(self, req: ResearchRequest) -> ResearchResult:
@@ -85,6 +88,7 @@ class ResearchWorkflow:
         wid = workflow.info().workflow_id
         self.budget.accounting = workflow.patched(PATCH_LLM_ACCOUNTING)
         self.true_end = true_end = workflow.patched(PATCH_STAGES_END_TRUE)
+        self.degrader.enabled = workflow.patched(PATCH_STEP_DEGRADATION)
         try:
             result = await self._research(req, wid, started)
             if true_end and result.status == "rejected":
@@ -107,10 +111,15 @@ class ResearchWorkflow:
 
     async def _research(self, req: ResearchRequest, wid: str, started: datetime) -> ResearchResult:
         self.set_stage("planning")
-        plan = await self.budget.step(req, lambda: call(PlanActivities.plan, PlanInput(
-            idempotency_key=f"{wid}/plan", question=req.question, max_sub_questions=req.max_sub_questions)))
-        self.plan = list(plan.sub_questions)
-        self.mode = plan.mode
+        plan = await self.degrader.run("plan", "", "the question itself is the one sub-question",
+                                       lambda: self.budget.step(req, lambda: call(PlanActivities.plan, PlanInput(
+                                           idempotency_key=f"{wid}/plan", question=req.question,
+                                           max_sub_questions=req.max_sub_questions))))
+        if isinstance(plan, Degradation):
+            self.plan = [SubQuestion(id="sq1", text=req.question)]
+        else:
+            self.plan = list(plan.sub_questions)
+            self.mode = plan.mode
 
         decision = await self.gates.wait("plan", req)
         if decision.decision != "approve":
@@ -167,11 +176,17 @@ class ResearchWorkflow:
 
     async def _draft(self, wid: str, req: ResearchRequest, sq: SubQuestion,
                      evidence: list[EvidenceRef], rnd: int, notes: list[str], tag: str = "") -> DraftRef:
-        draft = await self.budget.step(req, lambda: call(WritingActivities.draft, DraftInput(
-            idempotency_key=f"{wid}/draft/{sq.id}/r{rnd}{tag}", question=req.question, sub_question=sq,
-            evidence=evidence, revision_round=rnd, notes=notes)))
-        self.drafts[sq.id] = draft
-        return draft
+        earlier = self.drafts.get(sq.id) if rnd or tag else None  # a failed revision keeps it
+        out = await self.degrader.run(
+            "draft", sq.id, "kept the earlier draft" if earlier else "the section says it has no supported answer",
+            lambda: self.budget.step(req, lambda: call(WritingActivities.draft, DraftInput(
+                idempotency_key=f"{wid}/draft/{sq.id}/r{rnd}{tag}", question=req.question, sub_question=sq,
+                evidence=evidence, revision_round=rnd, notes=notes))))
+        if isinstance(out, Degradation):
+            out = earlier or DraftRef(key="", sub_question_id=sq.id, sentences=0, failed=out.reason,
+                                      sub_question=sq.text)
+        self.drafts[sq.id] = out
+        return out
 
     async def _revise(self, wid: str, req: ResearchRequest, drafts: list[DraftRef], comment: str,
                       rounds: int, tag: str = "") -> list[DraftRef]:
@@ -180,10 +195,13 @@ class ResearchWorkflow:
         by_id = {sq.id: sq for sq in self.plan}
         for rnd in range(1, rounds + 1):
             self.set_stage("critiquing")
-            critique = await self.budget.step(req, partial(
-                call, WritingActivities.critique,
-                CritiqueInput(idempotency_key=f"{wid}/critique/r{rnd}{tag}", question=req.question,
-                              drafts=drafts, reviewer_comment=comment)))
+            critique = await self.degrader.run("critique", "", "skipped: no revision from it", partial(
+                self.budget.step, req, partial(
+                    call, WritingActivities.critique,
+                    CritiqueInput(idempotency_key=f"{wid}/critique/r{rnd}{tag}", question=req.question,
+                                  drafts=drafts, reviewer_comment=comment))))
+            if isinstance(critique, Degradation):
+                break
             weak = {i.sub_question_id for i in critique.issues}
             if not weak or not hashes:
                 break
@@ -208,9 +226,18 @@ class ResearchWorkflow:
 
     async def _aggregate(self, wid: str, req: ResearchRequest, drafts: list[DraftRef],
                          version: int) -> ReportRef:
-        report = await self.budget.step(req, lambda: call(WritingActivities.aggregate, AggregateInput(
-            idempotency_key=f"{wid}/aggregate/v{version}", workflow_id=wid, question=req.question,
-            drafts=drafts, sources=list(self.sources.values()))))
+        sources = list(self.sources.values())
+        report = await self.degrader.run(
+            "aggregate", "", "rendered without a model summary",
+            lambda: self.budget.step(req, lambda: call(WritingActivities.aggregate, AggregateInput(
+                idempotency_key=f"{wid}/aggregate/v{version}", workflow_id=wid, question=req.question,
+                drafts=drafts, sources=sources, degraded=list(self.degrader.notes)))))
+        if isinstance(report, Degradation):  # the deterministic render: no model call, nothing to fail on
+            report = await call(WritingActivities.aggregate, AggregateInput(
+                idempotency_key=f"{wid}/aggregate/v{version}/plain", workflow_id=wid, question=req.question,
+                drafts=drafts, sources=sources, no_model=True, degraded=list(self.degrader.notes)))
+        if self.degrader.enabled:
+            self.mode = report.mode  # a failed plan left the offline default in place
         self.report_key = report.key
         return report
 
@@ -277,5 +304,5 @@ class ResearchWorkflow:
             report_key=report.key if report else None,
             citations=report.citations if report else [], sources=list(self.sources.values()),
             stats=self._stats(round((workflow.now() - started).total_seconds(), 3)),
-            decisions=list(self.gates.decisions),
+            decisions=list(self.gates.decisions), degraded=list(self.degrader.notes),
         )

@@ -7,6 +7,7 @@ counted, and the critique step is told. Nothing from the model reaches the repor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from deepsci.contracts import LlmUsage
@@ -14,7 +15,7 @@ from deepsci.llm import prompts
 from deepsci.llm.schemas import AggregateOut, CritiqueOut, DraftOut, PlanOut
 from deepsci.text import normalize_quote, normalize_ws
 
-__all__ = ["ModelEngine", "DraftResult", "MIN_QUOTE_WORDS"]
+__all__ = ["ModelEngine", "DraftResult", "MIN_QUOTE_WORDS", "block_id"]
 
 MIN_QUOTE_WORDS = 4  # a citation must quote a real passage, not "the" or "model"
 
@@ -24,6 +25,18 @@ class DraftResult:
     sentences: list[dict] = field(default_factory=list)  # point_id, quote, text
     dropped: list[dict] = field(default_factory=list)  # evidence_id, quote, text, reason
     usage: LlmUsage = field(default_factory=LlmUsage)
+
+
+_BLOCK_ID = re.compile(r"^[\[(\s]*([A-Za-z]?)\s*[-_#]?\s*(\d+)[\])\s.]*$")
+
+
+def block_id(raw: str, prefix: str) -> str:
+    """``E2`` from the variants weak models write for it: ``2``, ``"e2"``, ``[E2]``, ``E 2``, ``E-2``.
+    Another letter (``S2`` for an evidence id) stays wrong: it names no block and the claim is dropped."""
+    m = _BLOCK_ID.match(raw)
+    if m and (not m.group(1) or m.group(1).upper() == prefix):
+        return f"{prefix}{int(m.group(2))}"
+    return raw.strip().upper()
 
 
 def _norm(text: str) -> str:
@@ -78,7 +91,7 @@ class ModelEngine:
         out, usage = self.llm.structured(step="draft", system=system, user=user, schema=DraftOut, cache_key=key)
         res = DraftResult(usage=usage)
         for claim in out.claims:
-            eid = claim.evidence_id.strip().strip("[]").upper()
+            eid = block_id(claim.evidence_id, "E")
             pid, chunk = blocks.get(eid, (None, None))
             why = check_quote(claim.quote, chunk["text"] if chunk else None)
             if why or not claim.text.strip():
@@ -102,7 +115,7 @@ class ModelEngine:
                                          cache_key=key)
         found = []
         for f in out.findings:
-            sq = ids.get(f.section_id.strip().strip("[]").upper())
+            sq = ids.get(block_id(f.section_id, "S"))
             if sq and f.problem.strip():
                 found.append((sq, normalize_ws(f.problem)[:500]))
         return found, usage

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from deepsci.contracts import IssueKind
 from deepsci.text import content_terms, normalize_ws, quote_in, sentence_spans, tokens
 
-__all__ = ["MODE", "NO_ANSWER", "plan", "draft_section", "DraftSentence", "check_section"]
+__all__ = ["MODE", "NO_ANSWER", "FACETS", "plan", "draft_section", "DraftSentence", "check_section"]
 
 MODE = "offline"
 NO_ANSWER = "The sources do not answer this."
@@ -25,7 +25,7 @@ _WH = re.compile(
     r"(\s+(is|are|do|does|did|can|could|should|would|will|was|were|has|have|kind of|types? of))?\s+",
     re.I,
 )
-_FACETS = (
+FACETS = (
     "Mechanisms and practices",
     "Failure modes and risks",
     "How it is tested or measured",
@@ -50,7 +50,7 @@ def plan(question: str, max_sub_questions: int) -> list[str]:
         if cleaned not in subs:
             subs.append(cleaned)
     topic = _WH.sub("", parts[0] if parts else q).rstrip("?. ")
-    for facet in _FACETS:
+    for facet in FACETS:
         subs.append(f"{facet}: {topic}?")
     return subs[:max_sub_questions]
 

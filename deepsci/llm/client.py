@@ -37,6 +37,16 @@ _STRONG_STEPS = frozenset({"draft", "aggregate"})
 MAX_CALLS_PER_STEP = 3  # per activity attempt: the first ask, one repair, one more ask after a garbled reply
 _REPAIR = ("Your previous reply was rejected: {error}\n"
            "Answer again with only the JSON object that matches the schema.")
+# What a repair sends back of the rejected reply and of the error: a runaway reply resent whole
+# fills the context and the next reply runs away too (every attempt then times out).
+REPAIR_ECHO_CHARS = 2000
+REPAIR_ERROR_CHARS = 800
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[... cut here: {len(text) - limit} more characters not shown]"
 
 
 def cost_usd(prices: dict[str, list[float]], model: str, tokens_in: int, tokens_out: int) -> float | None:
@@ -117,8 +127,9 @@ class LlmClient:
             if index + 1 == limit:
                 break
             log.info("llm %s: %s reply rejected, asking again: %s", step, model, str(error)[:300])
-            messages = messages[:2] + [{"role": "assistant", "content": reply.content},
-                                       {"role": "user", "content": _REPAIR.format(error=error)}]
+            messages = messages[:2] + [
+                {"role": "assistant", "content": _cut(reply.content, REPAIR_ECHO_CHARS)},
+                {"role": "user", "content": _REPAIR.format(error=_cut(str(error), REPAIR_ERROR_CHARS))}]
         # Only garbled replies in a row: retryable, like any transport fault; the next attempt
         # replays these from the cache and asks once more (bounded by the llm policy's attempts).
         raise ApplicationError(f"llm {step}: model {model} replied {limit} times without valid JSON: {error}",

@@ -59,15 +59,26 @@ def eval_cmd(
     dataset: Annotated[Path, typer.Argument(help="Dataset JSON (see evals/datasets/).")],
     as_json: Json = False,
     concurrency: Annotated[int, typer.Option(min=1, max=16)] = 3,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    min_recall: Annotated[float | None, typer.Option(min=0, max=1, help="Exit 1 below this source recall.")] = None,
+    min_facts: Annotated[float | None, typer.Option(min=0, max=1, help="Exit 1 below this fact coverage.")] = None,
+    min_validity: Annotated[float | None, typer.Option(
+        min=0, max=1, help="Exit 1 below this citation validity.")] = None,
 ):
-    """Run every question of a dataset and print source recall, citation validity and fact coverage."""
+    """Run the questions of a dataset and print source recall, citation validity and fact coverage;
+    with --min-..., exit 1 when a score is below its threshold (a quality gate for CI)."""
+    from evals.scoring import below_thresholds
     from starter.eval_runs import print_table, run_dataset
 
     s = get_settings()
     if not dataset.is_file():
         fail(f"dataset not found: {dataset}")
-    report = run_client(run_dataset(s, dataset, concurrency=concurrency, progress=not as_json))
+    report = run_client(run_dataset(s, dataset, concurrency=concurrency, progress=not as_json, limit=limit))
+    misses = below_thresholds(report, {"recall": min_recall, "facts": min_facts, "validity": min_validity})
+    report["gate"] = {"passed": not misses, "misses": misses}
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         print_table(console, report)
+    if misses:
+        fail("eval below its thresholds: " + "; ".join(misses))

@@ -7,7 +7,7 @@ import re
 
 from deepsci.contracts import SourceRecord
 from deepsci.engine.offline import NO_ANSWER, SECTION_SENTENCES
-from deepsci.report import render_report
+from deepsci.report import render_report, section_title
 
 JITTER = {"content_hash": "a" * 64, "title": "Retries", "uri": "file:///corpus/retries.md", "locator": "§2"}
 BREAKER = {"content_hash": "b" * 64, "title": "Circuit breakers", "uri": "https://example.org/cb.html",
@@ -25,43 +25,53 @@ def _draft(question: str, *sentences: dict) -> dict:
 Q1, Q2, Q3 = "Full jitter randomises each delay.", "A breaker opens after failures.", "Half-open lets one call through."
 
 
-def test_citations_are_numbered_across_sections_and_listed_as_references():
+def test_one_reference_per_source_with_its_locators_under_it():
+    pages = {**BREAKER, "locator": "p. 4"}
     md, cites = render_report("How do retries stay safe?", "offline", [
         _draft("What is full jitter?", _s(JITTER, Q1)),
-        _draft("What does a breaker do?", _s(BREAKER, Q2), _s(BREAKER, Q3)),
+        _draft("What does a breaker do?", _s(BREAKER, Q2), _s(pages, Q3)),
     ], [])
-    assert [c.n for c in cites] == [1, 2, 3]
+    assert [c.n for c in cites] == [1, 2, 3] and [c.ref for c in cites] == [1, 2, 2]
     assert [c.quote for c in cites] == [Q1, Q2, Q3]
     assert cites[1].source_id == "b" * 16 and cites[1].uri == BREAKER["uri"]
     assert md.startswith("# How do retries stay safe?\n")
     assert "## 1. What is full jitter?\n\nFull jitter randomises each delay. [1]\n" in md
-    assert f"{Q2} [2] {Q3} [3]" in md
+    assert f"{Q2} [2] {Q3} [2]" in md  # the same PDF is one reference, not one per quote
     refs = md.split("## References\n\n", 1)[1].splitlines()
-    assert refs[:3] == ["1. Retries, §2 - <file:///corpus/retries.md>",
-                        "2. Circuit breakers, p. 3 - <https://example.org/cb.html>",
-                        "3. Circuit breakers, p. 3 - <https://example.org/cb.html>"]
+    assert refs == ["1. Retries - <file:///corpus/retries.md>", "   - §2",
+                    "2. Circuit breakers - <https://example.org/cb.html>", "   - p. 3, p. 4"]
     # every [n] in the text has its reference
-    assert {int(n) for n in re.findall(r"\[(\d+)\]", md)} == {c.n for c in cites}
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", md)} == {c.ref for c in cites}
 
 
-def test_a_quote_is_cited_once_and_a_section_without_evidence_says_so():
+def test_a_section_whose_evidence_is_already_quoted_is_merged_and_an_empty_one_says_what_is_missing():
     md, cites = render_report("Q?", "offline", [
         _draft("First?", _s(JITTER, Q1)),
         _draft("Same evidence again?", _s(JITTER, Q1)),
         _draft("Nothing found?"),
     ], [])
     assert len(cites) == 1 and md.count(f"{Q1} [1]") == 2  # in its section and in the summary
-    assert "## 2. Same evidence again?\n\n_Covered by the evidence quoted in the sections above._" in md
-    assert f"## 3. Nothing found?\n\n> {NO_ANSWER}" in md
+    assert "Covered by" not in md and "Same evidence again?" not in md.split("## 1. First?")[0]
+    assert "## 1. First?\n\n" + f"{Q1} [1]\n\n_This also answers: Same evidence again?_" in md
+    assert f"## 2. Nothing found?\n\n> {NO_ANSWER} No passage in the searched sources addresses: Nothing found?" in md
 
 
-def test_model_claims_show_their_text_and_cite_the_checked_quote():
+def test_model_claims_show_their_text_with_the_verified_quote_in_a_footnote():
     md, cites = render_report("Q?", "gpt-4o-mini", [
         _draft("Breakers?", _s(BREAKER, Q2, text="Breakers stop calls to a failing provider.")),
     ], [])
-    assert "Breakers stop calls to a failing provider. [1]" in md and Q2 not in md.split("## References")[0]
-    assert cites[0].quote == Q2
+    assert "Breakers stop calls to a failing provider. [1][^1]" in md
+    assert Q2 not in md.split("## References")[0]
+    assert f'[^1]: "{Q2}" (Circuit breakers, p. 3)' in md
+    assert cites[0].quote == Q2 and cites[0].claim == "Breakers stop calls to a failing provider."
     assert "_Mode: gpt-4o-mini. Written by gpt-4o-mini: every claim cites a passage" in md
+
+
+def test_section_titles_read_naturally():
+    assert section_title("Failure modes and risks: How do retries stay safe?", "How do retries stay safe?") == (
+        "Failure modes and risks")
+    assert section_title("How do retries stay safe?", "How do retries stay safe") == "Overview"
+    assert section_title("What is full jitter?", "How do retries stay safe?") == "What is full jitter?"
 
 
 def test_sections_show_at_most_the_section_limit_of_quotes():
@@ -76,7 +86,7 @@ def test_summary_partial_note_and_unreadable_sources():
                           status="failed", error="MalformedDocument: no pages")
     parsed = SourceRecord(source_id="y", uri=JITTER["uri"], title="Retries", kind="md", status="parsed")
     md, _ = render_report("Q?", "offline", [_draft("Jitter?", _s(JITTER, Q1))], [failed, parsed],
-                          summary=["- A summary line [1]"], partial=True)
+                          summary=[("A summary line", [1, 7])], partial=True)
     assert "_Partial report: the run stopped at its budget" in md
     assert "## Summary\n\n- A summary line [1]\n" in md
     unreadable = md.split("## Sources that could not be read\n\n", 1)[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from deepsci.contracts import Citation, ResearchResult, SourceRecord
 from deepsci.engine.offline import NO_ANSWER
-from evals.scoring import dataset_corpus, load_dataset, score_question, summarize
+from evals.scoring import below_thresholds, dataset_corpus, failed_row, load_dataset, score_question, summarize
 
 TEXTS = {"h-retry": "Use a base delay of 250 milliseconds and a multiplier of 2.",
          "h-jitter": "Full jitter spreads retries evenly."}
@@ -67,3 +67,22 @@ def test_the_shipped_dataset_names_its_corpus_in_the_repository():
     for q in data["questions"]:
         for name in q.get("expected_sources", []):
             assert (corpus / name).is_file(), name
+
+
+def test_a_failed_run_scores_zero_instead_of_vanishing_from_the_means():
+    good = {"id": "q01", "answerable": True, "status": "published", "source_recall": 1.0,
+            "citation_validity": 1.0, "fact_coverage": 1.0, "citations": 3, "duration_s": 1.0}
+    q = {"id": "q02", "question": "?", "expected_sources": ["a.md"], "key_facts": ["x"]}
+    report = summarize("d", [good, failed_row(q, "WorkflowFailureError:   boom\n  at step")])
+    assert report["failed"] == 1 and report["source_recall"] == 0.5 and report["fact_coverage"] == 0.5
+    assert report["rows"][1]["error"] == "WorkflowFailureError: boom at step"
+
+
+def test_thresholds_name_each_score_that_misses_its_minimum():
+    report = {"source_recall": 0.75, "fact_coverage": 0.5, "citation_validity": 1.0}
+    assert below_thresholds(report, {"recall": 0.7, "facts": 0.6, "validity": 1.0}) == [
+        "fact coverage 0.500 < --min-facts 0.6"]
+    assert below_thresholds(report, {"recall": None, "facts": None, "validity": None}) == []
+    # a score that could not be computed cannot pass a gate set on it
+    assert below_thresholds({**report, "source_recall": None}, {"recall": 0.1}) == [
+        "source recall n/a < --min-recall 0.1"]

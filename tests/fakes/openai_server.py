@@ -15,7 +15,12 @@ overflow of other servers: "context_llamacpp", "context_llamacpp_old", "context_
 ``error_rate`` / ``error_kinds`` / ``seed`` (random faults when the queue is empty), ``retry_after``
 (sent with 429), ``slow_s``,
 ``hallucinate`` (a draft claim whose quote is in no block), ``models`` (if set, other model names
-get 404). ``requests`` logs every call; ``billed`` / ``billed_cost`` are what a provider would
+get 404). Weak-model knobs, like a small model behind llama.cpp: ``runaway`` (lists grow until
+max_tokens cuts the reply off, unless the schema bounds them with maxItems, which a grammar
+enforces: then they are filled up to it), ``wrong_ids`` (evidence and section ids written ``1``,
+``e2``, ``[E3]``, ``E 4``), ``broken`` (schema names whose replies always have the wrong shape,
+e.g. {"CritiqueOut"}) and ``cut_off`` (schema names whose replies are always cut off at
+max_tokens). ``requests`` logs every call; ``billed`` / ``billed_cost`` are what a provider would
 charge: ceil(chars / 4) tokens in and out for every 200 reply the client received, malformed or
 not. Errors are not billed, nor is a slow reply whose client had hung up before it was sent.
 """
@@ -199,7 +204,8 @@ class FakeOpenAI(FakeServer):
     def __init__(self, *, api_key: str | None = None, faults: list[str] | None = None,
                  error_rate: float = 0.0, error_kinds: list[str] | None = None, seed: int = 0,
                  retry_after: str | None = None, slow_s: float = 5.0, hallucinate: bool = False,
-                 models: list[str] | None = None):
+                 models: list[str] | None = None, runaway: bool = False, wrong_ids: bool = False,
+                 broken: set[str] | frozenset[str] = frozenset(), cut_off: set[str] | frozenset[str] = frozenset()):
         super().__init__()
         self.httpd.RequestHandlerClass = _OpenAIHandler
         self.api_key, self.faults = api_key, list(faults or [])
@@ -208,6 +214,8 @@ class FakeOpenAI(FakeServer):
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {FAULTS}")
         self.error_rate, self.error_kinds = error_rate, list(error_kinds or ["429", "500"])
         self.retry_after, self.slow_s, self.hallucinate, self.models = retry_after, slow_s, hallucinate, models
+        self.runaway, self.wrong_ids, self.broken, self.cut_off = runaway, wrong_ids, set(broken), set(cut_off)
+        self.resent: list[int] = []  # chars of the assistant turn each repair request sent back
         self.requests: list[Call] = []  # type: ignore[assignment]  # replaces the base (method, path) log
         self.prompts: list[tuple[str | None, str]] = []  # (schema, user message) of every chat request
         self.billed: dict[str, Billing] = {}
@@ -303,13 +311,20 @@ class FakeOpenAI(FakeServer):
         user = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
         with self._lock:
             self.prompts.append((schema, user))
+            self.resent += [len(m.get("content") or "") for m in messages if m.get("role") == "assistant"]
         try:
             obj = self._respond(schema, user)
         except KeyError:
             self._error(h, path, model, schema, 400, f"No responder for schema {schema!r}.",
                         "invalid_request_error", None)
             return
+        obj = self._weaken(obj, req)
         content, finish, refusal = json.dumps(obj), "stop", None
+        cap = 4 * int(req.get("max_tokens") or req.get("max_completion_tokens") or 4096)  # ~4 chars a token
+        if len(content) > cap or schema in self.cut_off:
+            content, finish = content[: min(cap, max(1, len(content) // 3))], "length"
+        elif schema in self.broken:
+            content = json.dumps(WRONG_SHAPE)
         if fault == "malformed":
             content = content[: max(1, len(content) // 2)]  # cut mid-object: not JSON
         elif fault == "wrong_schema":
@@ -338,6 +353,30 @@ class FakeOpenAI(FakeServer):
                          "message": {"role": "assistant", "content": content or None, "refusal": refusal}}],
             "usage": {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout},
         })
+
+    def _weaken(self, obj: dict, req: dict) -> dict:
+        """What a weak model makes of a good answer (the ``runaway`` and ``wrong_ids`` knobs)."""
+        props = (((req.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}).get(
+            "properties") or {}
+        out = dict(obj)
+        for key, items in obj.items():
+            if not isinstance(items, list):
+                continue
+            items = [dict(x) if isinstance(x, dict) else x for x in items]
+            if self.wrong_ids:
+                for i, x in enumerate(items):
+                    for id_key in ("evidence_id", "section_id"):
+                        if isinstance(x, dict) and isinstance(x.get(id_key), str):
+                            n = x[id_key].lstrip("ES")
+                            x[id_key] = (n, f"{x[id_key][0].lower()}{n}", f"[{x[id_key]}]",
+                                         f"{x[id_key][0]} {n}")[i % 4]
+            if self.runaway and items:
+                bound = props.get(key, {}).get("maxItems")
+                # No bound: the list goes on until max_tokens cuts it (the cut happens in _chat).
+                want = bound if bound is not None else 10_000
+                items = [items[i % len(items)] for i in range(want)]
+            out[key] = items
+        return out
 
     def _respond(self, schema: str | None, user: str) -> dict:
         if schema == "PlanOut":
