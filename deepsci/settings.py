@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # OpenAI's reasoning models (o-series, gpt-5) take max_completion_tokens and refuse max_tokens;
     # most other OpenAI-compatible servers (vLLM, Ollama, LiteLLM) take max_tokens.
     llm_max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    # Send string length limits (maxLength) in the strict schema: llama.cpp and vLLM enforce them
+    # in their grammars; OpenAI's strict mode does not list them as supported, so they are off by
+    # default (replies are validated against them on our side either way; lists keep maxItems).
+    llm_schema_string_limits: bool = False
     # USD per million tokens: [input, output]. A model not listed costs 0 and is logged once.
     llm_prices: dict[str, list[float]] = Field(default_factory=lambda: {
         "gpt-4o-mini": [0.15, 0.60], "gpt-4o": [2.50, 10.00],

@@ -154,7 +154,8 @@ class LlmClient:
             request: dict[str, Any] = {
                 "model": model, "messages": messages,
                 "response_format": {"type": "json_schema", "json_schema": {
-                    "name": schema.__name__, "schema": strict_schema(schema), "strict": True}},
+                    "name": schema.__name__, "schema": strict_schema(schema, self.settings.llm_schema_string_limits),
+                    "strict": True}},
                 self.settings.llm_max_tokens_param: self.settings.llm_max_output_tokens,
             }
             with heartbeating():  # a reply can take longer than the llm policy's heartbeat timeout

@@ -19,30 +19,38 @@ _SUB_SCHEMA_LISTS = ("anyOf", "allOf", "oneOf", "prefixItems")
 _SUB_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
 
 
-def _strict(node: Any) -> None:
+def _strict(node: Any, string_limits: bool) -> None:
     if not isinstance(node, dict):
         return
     # Strict mode rejects "default"; the model fills it anyway because every property is required.
     node.pop("default", None)
+    if not string_limits:
+        node.pop("maxLength", None)
+        node.pop("minLength", None)
     if node.get("type") == "object" or "properties" in node:
         props = node.get("properties", {})
         node["additionalProperties"] = False
         node["required"] = list(props)
     for key in _SUB_SCHEMA:
-        _strict(node.get(key))
+        _strict(node.get(key), string_limits)
     for key in _SUB_SCHEMA_LISTS:
         for sub in node.get(key) or []:
-            _strict(sub)
+            _strict(sub, string_limits)
     for key in _SUB_SCHEMA_MAPS:
         for sub in (node.get(key) or {}).values():
-            _strict(sub)
+            _strict(sub, string_limits)
 
 
-def strict_schema(model: type[BaseModel]) -> dict:
+def strict_schema(model: type[BaseModel], string_limits: bool = True) -> dict:
     """The JSON schema OpenAI's strict structured outputs accept: every object closed
-    (additionalProperties false) with all its properties required, no defaults."""
+    (additionalProperties false) with all its properties required, no defaults.
+
+    ``maxItems`` always stays (strict mode accepts it; it stops a weak model filling a list until
+    max_tokens). ``string_limits=False`` drops ``maxLength``/``minLength``, which grammar-based
+    servers (llama.cpp, vLLM) enforce but OpenAI's strict mode does not list as supported; the
+    reply is still validated against them (and repaired) on our side."""
     schema = copy.deepcopy(model.model_json_schema())
-    _strict(schema)
+    _strict(schema, string_limits)
     return schema
 
 

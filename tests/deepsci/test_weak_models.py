@@ -3,6 +3,7 @@ runaway lists, ids written `1` or `[E1]`, cut-off replies that the repair must n
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -50,7 +51,10 @@ def test_every_list_and_string_a_model_writes_is_bounded_in_the_strict_schema():
                 walk(v, path)
 
     for name, model in SCHEMAS.items():
-        walk(strict_schema(model), name)
+        walk(strict_schema(model, string_limits=True), name)
+        # OpenAI's strict mode: lists still bounded, no string length keywords sent
+        assert "maxLength" not in json.dumps(strict_schema(model, string_limits=False)), name
+        assert "maxItems" in json.dumps(strict_schema(model, string_limits=False)), name
 
 
 def test_a_runaway_weak_model_under_the_bounded_schema_still_drafts_checked_claims(settings, store):

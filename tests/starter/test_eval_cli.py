@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 from deepsci.settings import REPO_ROOT
-from tests.starter.test_cli import _deepsci, _env
+from tests.helpers import cli_env as _env
+from tests.helpers import deepsci_cli as _deepsci
 
 
 async def test_eval_runs_a_dataset_and_prints_its_scores(env, worker, settings, tmp_path):

@@ -14,7 +14,8 @@ from deepsci.contracts import ResearchRequest
 from deepsci.temporal_client import DATA_CONVERTER
 from starter.cli.options import bounds_text
 from starter.cli.runs import REQUEST_FLAGS
-from tests.starter.test_cli import DEEPSCI, _deepsci
+from tests.helpers import DEEPSCI
+from tests.helpers import deepsci_cli as _deepsci
 
 QUESTION = "What does full jitter do to retry storms?"
 
