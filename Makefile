@@ -10,7 +10,7 @@ QUESTION ?= How do durable agent systems avoid doing side effects twice when wor
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,observe]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -12,6 +12,7 @@ provider chain of ``deepsci.search_providers`` (docs/fetching-and-search.md).
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
@@ -22,6 +23,8 @@ from temporalio.exceptions import ApplicationError
 from deepsci.contracts import FetchParseInput, SearchInput, SearchResult, SourceRecord
 from deepsci.errors import ErrorType, non_retryable
 from deepsci.fetcher import SafeFetcher
+from deepsci.observe import metrics as m
+from deepsci.observe import span
 from deepsci.parsing import content_hash
 from deepsci.sandbox import ParseLimits, parse_isolated
 from deepsci.search_providers import build_providers, search_chain
@@ -57,16 +60,42 @@ class SourceActivities:
     @activity.defn(name="search")
     def search(self, inp: SearchInput) -> SearchResult:
         providers = build_providers(inp.providers or ["local"], self.deps.settings, local=self._local(inp.corpus))
+        chain = ",".join(inp.providers or ["local"])
+        outcome = "error"
         try:
-            hits = search_chain(providers, inp.query, inp.limit,
-                                on_error=lambda name, err: activity.logger.warning(
-                                    "search provider %s failed: %s", name, err))
+            with span("search", **{"deepsci.search.providers": chain, "deepsci.search.limit": inp.limit}) as sp:
+                hits = search_chain(providers, inp.query, inp.limit,
+                                    on_error=lambda name, err: activity.logger.warning(
+                                        "search provider %s failed: %s", name, err))
+                sp.set_attribute("deepsci.search.hits", len(hits))
+            outcome = "ok"
         finally:
+            m.SEARCHES.add(1, {"providers": chain, "outcome": outcome})
             for p in providers:
                 close = getattr(p, "close", None)
                 if close:
                     close()
         return SearchResult(hits=hits)
+
+    def _traced_read(self, uri: str) -> tuple[bytes, str]:
+        """``_read`` in a ``fetch`` span (host, bytes, kind, outcome) and the fetch metrics."""
+        parsed = urlparse(uri)
+        host = parsed.hostname or "local"
+        started, outcome, kind = time.perf_counter(), "error", _kind(parsed.path)
+        try:
+            with span("fetch", **{"server.address": host, "url.scheme": parsed.scheme}) as sp:
+                data, name = self._read(uri)
+                kind = _kind(name)
+                sp.set_attributes({"deepsci.fetch.bytes": len(data), "deepsci.fetch.kind": kind,
+                                   "deepsci.outcome": "ok"})
+            outcome = "ok"
+            return data, name
+        except ApplicationError as err:
+            outcome = str(err.type or "error")
+            raise
+        finally:
+            m.FETCHES.add(1, {"kind": kind, "outcome": outcome})
+            m.FETCH_DURATION.record(time.perf_counter() - started, {"kind": kind})
 
     def _read(self, uri: str) -> tuple[bytes, str]:
         """The source's bytes and the name to parse them under."""
@@ -87,7 +116,7 @@ class SourceActivities:
 
     @activity.defn(name="fetch_parse")
     def fetch_parse(self, inp: FetchParseInput) -> SourceRecord:
-        data, name = self._read(inp.uri)
+        data, name = self._traced_read(inp.uri)
         digest = content_hash(data)
         store = self.deps.store
         doc = store.get_document(digest)  # content-addressed: the same bytes are parsed once
@@ -101,13 +130,23 @@ class SourceActivities:
                 raise non_retryable(ErrorType.BAD_DOCUMENT, known["reason"])
             activity.heartbeat("parsing")
             settings = self.deps.settings
+            started, outcome, kind = time.perf_counter(), "error", _kind(name)
             try:
-                parsed = parse_isolated(data, name, settings.max_document_bytes, ParseLimits.from_settings(settings),
-                                        on_wait=lambda: activity.heartbeat("parsing"))
+                with span("parse", **{"deepsci.parse.kind": kind, "deepsci.parse.bytes": len(data)}) as sp:
+                    parsed = parse_isolated(data, name, settings.max_document_bytes,
+                                            ParseLimits.from_settings(settings),
+                                            on_wait=lambda: activity.heartbeat("parsing"))
+                    sp.set_attributes({"deepsci.parse.pages": len(parsed.segments),
+                                       "deepsci.parse.chars": len(parsed.text), "deepsci.outcome": "parsed"})
+                outcome = "parsed"
             except ApplicationError as err:
+                outcome = str(err.type or "error")
                 if err.non_retryable and err.type == ErrorType.BAD_DOCUMENT:
                     store.put_artifact(failure_key, "parse_failure", {"reason": err.message, "uri": inp.uri})
                 raise
+            finally:
+                m.PARSES.add(1, {"kind": kind, "outcome": outcome})
+                m.PARSE_DURATION.record(time.perf_counter() - started, {"kind": kind})
             segments = [{"locator": s.locator, "start": s.start, "end": s.end} for s in parsed.segments]
             store.put_document(digest, inp.uri, parsed.title, parsed.kind, parsed.text, segments, len(data))
             doc = {"title": parsed.title, "kind": parsed.kind, "text": parsed.text}
@@ -115,6 +154,13 @@ class SourceActivities:
             source_id=digest[:16], uri=inp.uri, title=doc["title"] or inp.title, kind=doc["kind"],
             status="parsed", content_hash=digest, chars=len(doc["text"]),
         )
+
+
+def _kind(name: str) -> str:
+    """The document kind a name's suffix suggests, for metric labels (a bounded set)."""
+    suffix = Path(urlparse(name).path).suffix.lower().lstrip(".")
+    return {"htm": "html", "markdown": "md"}.get(suffix, suffix) if suffix in (
+        "pdf", "html", "htm", "md", "markdown", "txt") else "other"
 
 
 def _run_id(inp: FetchParseInput) -> str:

@@ -7,17 +7,25 @@ import re
 from dataclasses import dataclass
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from deepsci.contracts import ResearchRequest, ResearchResult
+from deepsci.observe.tracing import TRACER, current_trace_id, trace_url
 from deepsci.report import report_document
 from deepsci.settings import Settings
 from deepsci.store import ArtifactStore
 from deepsci.text import slugify
+from workflows import search_attributes as sa
 from workflows.research import ResearchWorkflow
 
-__all__ = ["workflow_id_for", "start_or_attach", "Started", "report_json"]
+__all__ = ["workflow_id_for", "start_or_attach", "Started", "report_json", "run_summary", "run_details",
+           "trace_of"]
 
 
 def workflow_id_for(req: ResearchRequest, explicit: str | None = None) -> str:
@@ -35,6 +43,33 @@ class Started:
     handle: WorkflowHandle
     attached: bool
     status: WorkflowExecutionStatus | None
+    trace_id: str | None = None
+
+
+def run_summary(req: ResearchRequest) -> str:
+    """The run's one line in the Web UI's list: the question."""
+    q = " ".join(req.question.split())
+    return q if len(q) <= 200 else q[:199] + "…"
+
+
+def run_details(settings: Settings, req: ResearchRequest, trace_id: str | None) -> str:
+    """The run's static details in the Web UI (Markdown): question, scope, mode, reviewers, trace."""
+    scope = f"corpus `{req.corpus}`" if req.corpus else "default corpus"
+    lines = [f"**Question:** {req.question}",
+             f"**Scope:** {scope}; search {', '.join(req.search)}; up to {req.max_sub_questions} sub-questions "
+             f"x {req.max_sources_per_sub_question} sources",
+             f"**Mode:** {settings.llm_mode}" + (f"; budget ${req.budget_usd:g}" if req.budget_usd else ""),
+             "**Reviewers:** " + ("auto-approve" if req.auto_approve
+                                  else ", ".join(req.allowed_reviewers) or "anyone")]
+    url = trace_url(settings, trace_id)
+    if url:
+        lines.append(f"**Trace:** [{trace_id}]({url})")
+    return "\n\n".join(lines)
+
+
+def trace_of(search_attributes: TypedSearchAttributes) -> str | None:
+    """The trace id a run was started under (its DeepsciTraceId search attribute)."""
+    return search_attributes.get(sa.TRACE_ID)
 
 
 async def start_or_attach(client: Client, settings: Settings, req: ResearchRequest,
@@ -43,16 +78,23 @@ async def start_or_attach(client: Client, settings: Settings, req: ResearchReque
     handle = client.get_workflow_handle_for(ResearchWorkflow.run, workflow_id)
     try:
         desc = await handle.describe()
-        return Started(handle, True, desc.status)
+        return Started(handle, True, desc.status, trace_of(desc.typed_search_attributes))
     except RPCError as err:
         if err.status != RPCStatusCode.NOT_FOUND:
             raise
-    handle = await client.start_workflow(
-        ResearchWorkflow.run, req, id=workflow_id, task_queue=settings.queue("workflows"),
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    )
-    return Started(handle, False, WorkflowExecutionStatus.RUNNING)
+    # The root span of the run's trace: the client's start, the workflow, its children and every
+    # activity attempt hang under it (Temporal's tracing interceptor carries the context).
+    with TRACER.start_as_current_span("research run", attributes={
+            "deepsci.run_id": workflow_id, "deepsci.question": req.question[:500]}):
+        trace_id = current_trace_id()
+        handle = await client.start_workflow(
+            ResearchWorkflow.run, req, id=workflow_id, task_queue=settings.queue("workflows"),
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=run_summary(req), static_details=run_details(settings, req, trace_id),
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TRACE_ID, trace_id)]) if trace_id else None,
+        )
+    return Started(handle, False, WorkflowExecutionStatus.RUNNING, trace_id)
 
 
 def report_json(settings: Settings, result: ResearchResult) -> dict:

@@ -17,6 +17,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from deepsci.contracts import ResearchRequest, ResearchResult
+from deepsci.observe.tracing import flush_tracing, setup_tracing, trace_url
 from deepsci.settings import Settings, get_settings
 from deepsci.temporal_client import connect, web_ui_link
 from starter.cli.app import Json, app, console, err, fail, run_client
@@ -111,11 +112,12 @@ async def watch(handle, quiet: bool) -> ResearchResult:
     return await result_task
 
 
-def print_result(s, res: ResearchResult, as_json: bool) -> None:
+def print_result(s, res: ResearchResult, as_json: bool, trace_id: str | None = None) -> None:
     from starter.runs import report_json
 
     doc = report_json(s, res)
     if as_json:
+        doc = {**doc, "trace_id": trace_id, "trace_url": trace_url(s, trace_id)}
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
         return
     if doc["report_markdown"]:
@@ -130,6 +132,8 @@ def print_result(s, res: ResearchResult, as_json: bool) -> None:
     if res.report_path:
         console.print(f"[bold]report:[/bold] {res.report_path}")
     console.print(f"[bold]web ui:[/bold] {web_ui_link(s, res.workflow_id)}")
+    if trace_id:
+        console.print(f"[bold]trace:[/bold]  {trace_url(s, trace_id)}")
 
 
 @app.command()
@@ -159,18 +163,23 @@ def run(
     wid = workflow_id_for(req, id)
 
     async def go():
+        setup_tracing(s, "deepsci-cli")
         client = await connect(s)
         started = await start_or_attach(client, s, req, wid)
+        flush_tracing()  # the run's root span leaves now, not when this process exits
+        link = trace_url(s, started.trace_id)
         if not as_json:
             verb = "attached to existing run" if started.attached else "started"
-            err.print(f"{verb} [bold]{wid}[/bold]\nweb ui: {web_ui_link(s, wid)}")
+            err.print(f"{verb} [bold]{wid}[/bold]\nweb ui: {web_ui_link(s, wid)}"
+                      + (f"\ntrace:  {link}" if link else ""))
         if not wait:
             if as_json:
                 sys.stdout.write(json.dumps({"workflow_id": wid, "attached": started.attached,
-                                             "web_ui": web_ui_link(s, wid)}) + "\n")
+                                             "web_ui": web_ui_link(s, wid), "trace_id": started.trace_id,
+                                             "trace_url": link}) + "\n")
             return
         res = await watch(started.handle, quiet=as_json)
-        print_result(s, res, as_json)
+        print_result(s, res, as_json, started.trace_id)
 
     run_client(go())
 
@@ -178,6 +187,7 @@ def run(
 @app.command()
 def status(run_id: Annotated[str, typer.Argument(help="Workflow id.")], as_json: Json = False):
     """Show a run's stage, counts and open gate."""
+    from starter.runs import trace_of
     from workflows.research import ResearchWorkflow
 
     s = get_settings()
@@ -187,9 +197,10 @@ def status(run_id: Annotated[str, typer.Argument(help="Workflow id.")], as_json:
         handle = client.get_workflow_handle(run_id)
         desc = await handle.describe()
         p = await handle.query(ResearchWorkflow.progress)
+        trace_id = trace_of(desc.typed_search_attributes)
         if as_json:
             out = {"workflow_id": run_id, "status": desc.status.name if desc.status else None,
-                   **p.model_dump(mode="json")}
+                   **p.model_dump(mode="json"), "trace_id": trace_id, "trace_url": trace_url(s, trace_id)}
             sys.stdout.write(json.dumps(out, indent=2) + "\n")
             return
         table = Table(show_header=False)
@@ -201,6 +212,8 @@ def status(run_id: Annotated[str, typer.Argument(help="Workflow id.")], as_json:
         for d in p.decisions:
             table.add_row("decision", f"{d.gate}: {d.decision} by {d.reviewer} {d.comment}")
         table.add_row("web ui", web_ui_link(s, run_id))
+        if trace_id:
+            table.add_row("trace", str(trace_url(s, trace_id)))
         console.print(table)
 
     run_client(go())
@@ -212,6 +225,8 @@ def result(run_id: str,
            wait: Annotated[bool, switch("--wait", help="Wait if the run is still going.")] = False):
     """Print a finished run's report (or its status if it is still going)."""
     from temporalio.client import WorkflowExecutionStatus
+
+    from starter.runs import trace_of
 
     s = get_settings()
 
@@ -227,6 +242,6 @@ def result(run_id: str,
                 console.print(f"{run_id} is still running; `deepsci status {run_id}` or add --wait.")
             raise typer.Exit(3)
         res = await handle.result()
-        print_result(s, res, as_json)
+        print_result(s, res, as_json, trace_of(desc.typed_search_attributes))
 
     run_client(go())
