@@ -174,6 +174,7 @@ class Settings(BaseSettings):
     # by `deepsci up` on trace_port) when it is up, else nowhere (no SDK is installed: zero cost).
     tracing: bool = True
     trace_port: int = Field(default=6006, ge=1, le=65535)
+    trace_grpc_port: int = Field(default=4317, ge=1, le=65535)  # the embedded backend's OTLP/gRPC port
     trace_ui_url: str = "http://127.0.0.1:6006"
     # The link `deepsci run` prints: {ui} is trace_ui_url, {trace_id} the 32-hex trace id. The
     # default opens Phoenix's default project; Jaeger: "http://127.0.0.1:16686/trace/{trace_id}".

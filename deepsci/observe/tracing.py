@@ -56,7 +56,10 @@ def exporter_endpoint(settings: Settings) -> str | None:
     env = _env_endpoint()
     if env:
         return env
-    if _listening(settings.trace_port):
+    from deepsci.observe.backend import started_by_up
+
+    # Listening, or started by `deepsci up` and still starting (spans wait in the batch queue).
+    if _listening(settings.trace_port) or started_by_up(settings):
         return f"http://127.0.0.1:{settings.trace_port}/v1/traces"
     return None
 
