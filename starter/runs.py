@@ -87,6 +87,8 @@ async def start_or_attach(client: Client, settings: Settings, req: ResearchReque
     with TRACER.start_as_current_span("research run", attributes={
             "deepsci.run_id": workflow_id, "deepsci.question": req.question[:500]}):
         trace_id = current_trace_id()
+        if trace_id:
+            await _ensure_trace_attribute(client, settings)
         handle = await client.start_workflow(
             ResearchWorkflow.run, req, id=workflow_id, task_queue=settings.queue("workflows"),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -95,6 +97,17 @@ async def start_or_attach(client: Client, settings: Settings, req: ResearchReque
             search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TRACE_ID, trace_id)]) if trace_id else None,
         )
     return Started(handle, False, WorkflowExecutionStatus.RUNNING, trace_id)
+
+
+async def _ensure_trace_attribute(client: Client, settings: Settings) -> None:
+    """A server started before DeepsciTraceId existed (and whose worker has not restarted) would
+    refuse the start; register it. A server that does not let us (Temporal Cloud) keeps its own."""
+    from deepsci.temporal_client import ensure_search_attributes
+
+    try:
+        await ensure_search_attributes(client, settings.temporal_namespace, {sa.TRACE_ID.name: "Keyword"})
+    except RPCError:
+        pass
 
 
 def report_json(settings: Settings, result: ResearchResult) -> dict:

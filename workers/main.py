@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 from activities.deps import Deps, build_deps
 from activities.routes import ACTIVITY_CLASSES, bound_routes
 from deepsci.observe.logs import configure_logging
-from deepsci.observe.metrics import serve_metrics, temporal_runtime
+from deepsci.observe.metrics import serve_metrics, start_endpoint, temporal_runtime
 from deepsci.observe.tracing import setup_tracing
 from deepsci.queues import ROLES, Queues, Role
 from deepsci.settings import Settings, get_settings
@@ -134,6 +134,7 @@ async def run_worker(settings: Settings | None = None, roles: Sequence[Role] = R
     installed = _install_signal_handlers(stop) if handle_signals else []
     try:
         setup_tracing(settings, "deepsci-worker")
+        start_endpoint(settings)  # first: the runtime's metric buffer is only made when something drains it
         client = await connect(settings, runtime=temporal_runtime(settings))
         added = await ensure_search_attributes(client, settings.temporal_namespace, search_attributes.ALL)
         if added:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["METER", "TOKENS", "OPERATION_DURATION", "LLM_COST", "FETCHES", "FETCH_DURATION", "PARSES",
            "PARSE_DURATION", "SEARCHES", "RETRIEVAL_DURATION", "RETRIEVAL_HITS", "CITATIONS",
-           "EMBEDDED_TEXTS", "SLACK_POSTS", "temporal_runtime", "serve_metrics"]
+           "EMBEDDED_TEXTS", "SLACK_POSTS", "start_endpoint", "temporal_runtime", "serve_metrics"]
 
 log = logging.getLogger(__name__)
 METER = metrics.get_meter("deepsci")
@@ -54,10 +54,11 @@ _served = False
 
 
 def temporal_runtime(settings: Settings) -> Runtime | None:
-    """The Temporal runtime of a worker process whose metrics go to /metrics (None: metrics off).
-    One per process: the SDK's runtime metrics and workflow.metric_meter() counts land in its buffer."""
+    """The Temporal runtime of a worker process whose metrics go to /metrics (None: no endpoint, so
+    nothing would drain its buffer). One per process: the SDK's runtime metrics and
+    workflow.metric_meter() counts land in its buffer. Call ``start_endpoint`` first."""
     global _runtime, _buffer
-    if not settings.metrics_port:
+    if not settings.metrics_port or not _served:
         return None
     if _runtime is None:
         from temporalio.runtime import MetricBuffer, MetricBufferDurationFormat, Runtime, TelemetryConfig
@@ -68,7 +69,7 @@ def temporal_runtime(settings: Settings) -> Runtime | None:
     return _runtime
 
 
-def _start_endpoint(settings: Settings) -> bool:
+def start_endpoint(settings: Settings) -> bool:
     """Install the MeterProvider with a Prometheus reader and serve it; False if the port is taken."""
     global _served
     if _served:
@@ -95,8 +96,9 @@ def _start_endpoint(settings: Settings) -> bool:
 @contextlib.asynccontextmanager
 async def serve_metrics(settings: Settings) -> AsyncIterator[bool]:
     """Serve /metrics for the duration of the block, draining the Temporal runtime's buffer into
-    it; yields whether the endpoint is up. Call ``temporal_runtime()`` before connecting."""
-    if not settings.metrics_port or not _start_endpoint(settings):
+    it; yields whether the endpoint is up. Call ``start_endpoint`` and ``temporal_runtime`` before
+    connecting the worker's client, so the client runs on that runtime."""
+    if not settings.metrics_port or not start_endpoint(settings):
         yield False
         return
     if _buffer is None:

@@ -83,14 +83,16 @@ def phoenix(settings, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def spans_in_memory(phoenix) -> InMemorySpanExporter:
+def spans_in_memory(phoenix):
     """The process's tracer provider: spans go to Phoenix (OTLP/HTTP) and to memory."""
     memory = InMemorySpanExporter()
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{phoenix}/v1/traces")))
+    to_phoenix = BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{phoenix}/v1/traces"))
+    provider.add_span_processor(to_phoenix)
     provider.add_span_processor(SimpleSpanProcessor(memory))
     trace.set_tracer_provider(provider)
-    return memory
+    yield memory
+    to_phoenix.shutdown()  # before Phoenix stops: later tests' spans are not retried against it
 
 
 def _trace_spans(phoenix: str, trace_id: str) -> list[dict]:
@@ -119,6 +121,7 @@ async def observed(env, deps, phoenix, spans_in_memory) -> Observed:
     """One traced model-mode run, its spans from Phoenix and its /metrics page."""
     port = free_port()
     s = deps.settings.model_copy(update={"metrics_port": port})
+    assert obs_metrics.start_endpoint(s)
     runtime = obs_metrics.temporal_runtime(s)
     client = await Client.connect(env.client.service_client.config.target_host, namespace="default",
                                   data_converter=DATA_CONVERTER, interceptors=tracing_interceptors(),
