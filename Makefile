@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	@echo "[2/3] upgrading pip"
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	@echo "[3/3] installing deepscientist and its dependencies (about 1-2 min; pip prints each package)"
-	$(BIN)/python -m pip install --progress-bar on -e '.[test]'
+	@echo "[3/3] installing deepscientist and its dependencies (a few minutes: the trace backend is large; pip prints each package)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[test,observe]'
 	touch $(STAMP)
 	@echo "installed: $(BIN)/deepsci"
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from temporalio import activity
 
 from deepsci.chunking import chunk_document, point_id
 from deepsci.contracts import EvidenceRef, IndexInput, IndexResult, RetrieveInput, RetrieveResult
+from deepsci.observe import metrics as m
+from deepsci.observe import span
 from deepsci.parsing import Segment
 from deepsci.text import BM25, content_terms, normalize_ws, tokens
 
@@ -49,7 +52,9 @@ class IndexActivities:
             for i in range(0, len(todo), _EMBED_BATCH):
                 batch = todo[i : i + _EMBED_BATCH]
                 activity.heartbeat(f"doc {n + 1}/{len(inp.content_hashes)} chunk {i}")
-                vecs = d.embedder.passages([c.text for _, c in batch])
+                with span("embed", **{"deepsci.embedding.model": model, "deepsci.embedding.texts": len(batch)}):
+                    vecs = d.embedder.passages([c.text for _, c in batch])
+                m.EMBEDDED_TEXTS.add(len(batch), {"model": model})
                 d.vectors.upsert(
                     [pid for pid, _ in batch], vecs,
                     [{"content_hash": digest, "source_id": digest[:16], "idx": c.idx,
@@ -59,6 +64,18 @@ class IndexActivities:
 
     @activity.defn(name="retrieve")
     def retrieve(self, inp: RetrieveInput) -> RetrieveResult:
+        started = time.perf_counter()
+        with span("retrieve", **{"deepsci.retrieval.sources": len(inp.content_hashes),
+                                 "deepsci.retrieval.limit": inp.limit}) as sp:
+            result = self._retrieve(inp)
+            top = max((e.score for e in result.evidence), default=None)
+            sp.set_attributes({"deepsci.retrieval.hits": len(result.evidence),
+                               **({"deepsci.retrieval.top_score": top} if top is not None else {})})
+        m.RETRIEVAL_DURATION.record(time.perf_counter() - started)
+        m.RETRIEVAL_HITS.record(len(result.evidence))
+        return result
+
+    def _retrieve(self, inp: RetrieveInput) -> RetrieveResult:
         if not inp.content_hashes:
             return RetrieveResult(evidence=[])
         qv = self.deps.embedder.query(inp.query)

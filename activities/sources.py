@@ -12,6 +12,7 @@ provider chain of ``deepsci.search_providers`` (docs/fetching-and-search.md).
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
@@ -23,6 +24,8 @@ from deepsci.charsets import charset_from_content_type
 from deepsci.contracts import FetchParseInput, SearchInput, SearchResult, SourceRecord
 from deepsci.errors import ErrorType, non_retryable
 from deepsci.fetcher import SafeFetcher
+from deepsci.observe import metrics as m
+from deepsci.observe import span
 from deepsci.parsing import content_hash
 from deepsci.sandbox import ParseLimits, parse_isolated
 from deepsci.search_providers import build_providers, search_chain
@@ -58,16 +61,42 @@ class SourceActivities:
     @activity.defn(name="search")
     def search(self, inp: SearchInput) -> SearchResult:
         providers = build_providers(inp.providers or ["local"], self.deps.settings, local=self._local(inp.corpus))
+        chain = ",".join(inp.providers or ["local"])
+        outcome = "error"
         try:
-            hits = search_chain(providers, inp.query, inp.limit,
-                                on_error=lambda name, err: activity.logger.warning(
-                                    "search provider %s failed: %s", name, err))
+            with span("search", **{"deepsci.search.providers": chain, "deepsci.search.limit": inp.limit}) as sp:
+                hits = search_chain(providers, inp.query, inp.limit,
+                                    on_error=lambda name, err: activity.logger.warning(
+                                        "search provider %s failed: %s", name, err))
+                sp.set_attribute("deepsci.search.hits", len(hits))
+            outcome = "ok"
         finally:
+            m.SEARCHES.add(1, {"providers": chain, "outcome": outcome})
             for p in providers:
                 close = getattr(p, "close", None)
                 if close:
                     close()
         return SearchResult(hits=hits)
+
+    def _traced_read(self, uri: str) -> tuple[bytes, str, str | None]:
+        """``_read`` in a ``fetch`` span (host, bytes, kind, outcome) and the fetch metrics."""
+        parsed = urlparse(uri)
+        host = parsed.hostname or "local"
+        started, outcome, kind = time.perf_counter(), "error", _kind(parsed.path)
+        try:
+            with span("fetch", **{"server.address": host, "url.scheme": parsed.scheme}) as sp:
+                data, name, charset = self._read(uri)
+                kind = _kind(name)
+                sp.set_attributes({"deepsci.fetch.bytes": len(data), "deepsci.fetch.kind": kind,
+                                   "deepsci.outcome": "ok"})
+            outcome = "ok"
+            return data, name, charset
+        except ApplicationError as err:
+            outcome = str(err.type or "error")
+            raise
+        finally:
+            m.FETCHES.add(1, {"kind": kind, "outcome": outcome})
+            m.FETCH_DURATION.record(time.perf_counter() - started, {"kind": kind})
 
     def _read(self, uri: str) -> tuple[bytes, str, str | None]:
         """The source's bytes, the name to parse them under, and the charset a server declared."""
@@ -88,7 +117,7 @@ class SourceActivities:
 
     @activity.defn(name="fetch_parse")
     def fetch_parse(self, inp: FetchParseInput) -> SourceRecord:
-        data, name, charset = self._read(inp.uri)
+        data, name, charset = self._traced_read(inp.uri)
         digest = content_hash(data)
         store = self.deps.store
         doc = store.get_document(digest)  # content-addressed: the same bytes are parsed once
@@ -102,13 +131,23 @@ class SourceActivities:
                 raise non_retryable(ErrorType.BAD_DOCUMENT, known["reason"])
             activity.heartbeat("parsing")
             settings = self.deps.settings
+            started, outcome, kind = time.perf_counter(), "error", _kind(name)
             try:
-                parsed = parse_isolated(data, name, settings.max_document_bytes, ParseLimits.from_settings(settings),
-                                        on_wait=lambda: activity.heartbeat("parsing"), charset=charset)
+                with span("parse", **{"deepsci.parse.kind": kind, "deepsci.parse.bytes": len(data)}) as sp:
+                    parsed = parse_isolated(data, name, settings.max_document_bytes,
+                                            ParseLimits.from_settings(settings),
+                                            on_wait=lambda: activity.heartbeat("parsing"), charset=charset)
+                    sp.set_attributes({"deepsci.parse.pages": len(parsed.segments),
+                                       "deepsci.parse.chars": len(parsed.text), "deepsci.outcome": "parsed"})
+                outcome = "parsed"
             except ApplicationError as err:
+                outcome = str(err.type or "error")
                 if err.non_retryable and err.type == ErrorType.BAD_DOCUMENT:
                     store.put_artifact(failure_key, "parse_failure", {"reason": err.message, "uri": inp.uri})
                 raise
+            finally:
+                m.PARSES.add(1, {"kind": kind, "outcome": outcome})
+                m.PARSE_DURATION.record(time.perf_counter() - started, {"kind": kind})
             segments = [{"locator": s.locator, "start": s.start, "end": s.end} for s in parsed.segments]
             store.put_document(digest, inp.uri, parsed.title, parsed.kind, parsed.text, segments, len(data))
             doc = {"title": parsed.title, "kind": parsed.kind, "text": parsed.text,
@@ -118,6 +157,13 @@ class SourceActivities:
             status="parsed", content_hash=digest, chars=len(doc["text"]),
             pages=doc.get("pages", 0), pages_without_text=doc.get("pages_without_text", 0),
         )
+
+
+def _kind(name: str) -> str:
+    """The document kind a name's suffix suggests, for metric labels (a bounded set)."""
+    suffix = Path(urlparse(name).path).suffix.lower().lstrip(".")
+    return {"htm": "html", "markdown": "md"}.get(suffix, suffix) if suffix in (
+        "pdf", "html", "htm", "md", "markdown", "txt") else "other"
 
 
 def _run_id(inp: FetchParseInput) -> str:

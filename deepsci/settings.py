@@ -182,6 +182,23 @@ class Settings(BaseSettings):
     # SDK default of 1,000 keeps ~1,000 parked runs in memory (docs/performance.md, "Parked runs").
     worker_max_cached_workflows: int = Field(default=200, ge=0)
 
+    # Observability (deepsci/observe, docs/observability.md). Traces go to OTEL_EXPORTER_OTLP_ENDPOINT
+    # (the standard OTEL_* variables) when it is set, else to the embedded backend (Phoenix, started
+    # by `deepsci up` on trace_port) when it is up, else nowhere (no SDK is installed: zero cost).
+    tracing: bool = True
+    trace_port: int = Field(default=6006, ge=1, le=65535)
+    trace_grpc_port: int = Field(default=4317, ge=1, le=65535)  # the embedded backend's OTLP/gRPC port
+    trace_ui_url: str = "http://127.0.0.1:6006"
+    # The link `deepsci run` prints: {ui} is trace_ui_url, {trace_id} the 32-hex trace id. The
+    # default opens Phoenix's default project; Jaeger: "http://127.0.0.1:16686/trace/{trace_id}".
+    trace_url_template: str = "{ui}/projects/UHJvamVjdDox/traces/{trace_id}"
+    # Each worker serves Prometheus text at http://metrics_host:metrics_port/metrics; 0 turns it off.
+    # A port already taken (a second worker on the host) is logged and the worker goes on without it.
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # Worker log lines: key=value (run id, activity, attempt, trace id on each line) or JSON.
+    log_format: Literal["kv", "json"] = "kv"
+
     @property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()

@@ -1,20 +1,35 @@
-"""The one Temporal client factory (data converter, namespace) used by workers, the CLI and tests."""
+"""The one Temporal client factory (data converter, namespace, tracing) used by workers, the CLI and tests."""
 
 from __future__ import annotations
 
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from deepsci.settings import Settings
 
-__all__ = ["connect", "DATA_CONVERTER", "web_ui_link"]
+__all__ = ["connect", "DATA_CONVERTER", "web_ui_link", "tracing_interceptors", "has_tracing"]
 
 DATA_CONVERTER = pydantic_data_converter
 
 
-async def connect(settings: Settings) -> Client:
+def tracing_interceptors() -> list[TracingInterceptor]:
+    """Temporal's OpenTelemetry interceptor: it carries the trace context in headers from the client
+    through the workflow, its children and every activity attempt, and emits workflow-side spans
+    only when not replaying. A worker built on a client that has it inherits it."""
+    return [TracingInterceptor()]
+
+
+def has_tracing(client: Client) -> bool:
+    return any(isinstance(i, TracingInterceptor) for i in client.config()["interceptors"])
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    """The client; ``runtime`` is a worker's (its SDK metrics go to /metrics, deepsci.observe.metrics)."""
     return await Client.connect(
-        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER
+        settings.temporal_address, namespace=settings.temporal_namespace, data_converter=DATA_CONVERTER,
+        interceptors=tracing_interceptors(), runtime=runtime,
     )
 
 

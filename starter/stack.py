@@ -327,6 +327,8 @@ def up(settings: Settings, with_worker: bool = True, restart: bool = False) -> l
     asyncio.run(_wait_temporal(settings))
     out.append(Component("web-ui", "", settings.temporal_ui_url))
 
+    out.append(_start_trace_backend(settings))  # before the worker, so it finds the backend
+
     if with_worker:
         w_pid = _pid_file(home / "run" / "worker.pid")
         if _alive(w_pid, "workers.main"):
@@ -340,9 +342,30 @@ def up(settings: Settings, with_worker: bool = True, restart: bool = False) -> l
     return out
 
 
+def _start_trace_backend(settings: Settings) -> Component:
+    """The embedded trace backend (Phoenix, optional extra `observe`); skipped when traces go to
+    OTEL_EXPORTER_OTLP_ENDPOINT, when tracing is off, or when the extra is not installed."""
+    from deepsci.observe import backend
+
+    where = settings.trace_ui_url
+    pid = _pid_file(settings.home_dir / "run" / "traces.pid")
+    if _alive(pid, "phoenix"):
+        return Component("traces", "already running", where, pid)
+    if not settings.tracing or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return Component("traces", "off" if not settings.tracing else "external",
+                         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+    if backend.phoenix_binary() is None:
+        return Component("traces", "not installed", "pip install -e '.[observe]'")
+    if _port_open("127.0.0.1", settings.trace_port):
+        return Component("traces", "external", where)
+    env = backend.backend_env(settings, settings.home_dir / "phoenix")
+    return Component("traces", "started", where, _spawn("traces", backend.backend_argv(), settings.home_dir, env))
+
+
 def down(settings: Settings) -> list[Component]:
     home = settings.home_dir
-    out = [_stop("worker", home, "workers.main"), _stop("temporal", home, "start-dev")]
+    out = [_stop("worker", home, "workers.main"), _stop("temporal", home, "start-dev"),
+           _stop("traces", home, "phoenix")]
     if not settings.database_url:
         out.append(stop_postgres(home / "postgres"))
     return out

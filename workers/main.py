@@ -21,9 +21,12 @@ from temporalio.worker import Worker
 
 from activities.deps import Deps, build_deps
 from activities.routes import ACTIVITY_CLASSES, bound_routes
+from deepsci.observe.logs import configure_logging
+from deepsci.observe.metrics import serve_metrics, start_endpoint, temporal_runtime
+from deepsci.observe.tracing import setup_tracing
 from deepsci.queues import ROLES, Queues, Role
 from deepsci.settings import Settings, get_settings
-from deepsci.temporal_client import connect, ensure_search_attributes
+from deepsci.temporal_client import connect, ensure_search_attributes, has_tracing, tracing_interceptors
 from workers.heartbeats import Heartbeats
 from workers.pools import ActivityPools
 from workflows import search_attributes
@@ -50,23 +53,28 @@ def activities_by_role(deps: Deps) -> dict[str, list]:
 
 def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[Role] = ROLES,
                   pools: ActivityPools | None = None) -> list[Worker]:
-    """One Temporal worker per queue role; activities run in their family's thread pool."""
+    """One Temporal worker per queue role; activities run in their family's thread pool. Every
+    worker traces (Temporal's OpenTelemetry interceptor: inherited from a client built by
+    ``connect``, added here for any other client, such as the test environment's)."""
     q = Queues(prefix)
     pools = pools or ActivityPools.from_settings(deps.settings)
     by_role = activities_by_role(deps)
+    tracing = [] if has_tracing(client) else tracing_interceptors()
     workers = []
     for role in roles:
         if role == "workflows":
             # A bounded cache: parked runs beyond it are evicted and rebuilt from history on their
             # next task. A sticky task not picked up in 3 s goes to any worker, so a dead worker's
             # runs move on in seconds (docs/performance.md).
-            workers.append(Worker(client, task_queue=q.workflows,
+            workers.append(Worker(client, task_queue=q.workflows, interceptors=tracing,
                                   workflows=[ResearchWorkflow, InvestigateWorkflow],
                                   max_cached_workflows=deps.settings.worker_max_cached_workflows,
                                   sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT))
         else:
+            # Tracing outermost: the attempt's span is current when its family's pool runs it.
             workers.append(Worker(client, task_queue=q.of(role), activities=by_role[role],
-                                  activity_executor=pools.fallback(role), interceptors=[pools, Heartbeats()],
+                                  activity_executor=pools.fallback(role),
+                                  interceptors=[*tracing, pools, Heartbeats()],
                                   max_concurrent_activities=pools.slots(role),
                                   graceful_shutdown_timeout=GRACEFUL_SHUTDOWN))
     return workers
@@ -133,7 +141,9 @@ async def run_worker(settings: Settings | None = None, roles: Sequence[Role] = R
     stop = stop or asyncio.Event()
     installed = _install_signal_handlers(stop) if handle_signals else []
     try:
-        client = await connect(settings)
+        setup_tracing(settings, "deepsci-worker")
+        start_endpoint(settings)  # first: the runtime's metric buffer is only made when something drains it
+        client = await connect(settings, runtime=temporal_runtime(settings))
         added = await ensure_search_attributes(client, settings.temporal_namespace, search_attributes.ALL)
         if added:
             log.info("registered search attributes %s", ", ".join(added))
@@ -145,7 +155,8 @@ async def run_worker(settings: Settings | None = None, roles: Sequence[Role] = R
         log.info("worker polling %s on %s (pid %d)", ", ".join(w.task_queue for w in workers),
                  settings.temporal_address, os.getpid())
         try:
-            await serve(workers, stop)
+            async with serve_metrics(settings):
+                await serve(workers, stop)
         finally:
             if close_stores:
                 deps.vectors.client.close()
@@ -156,7 +167,7 @@ async def run_worker(settings: Settings | None = None, roles: Sequence[Role] = R
 
 def main() -> None:
     """The worker process (`python -m workers.main`, `deepsci worker`): exits 0 after a drain."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(get_settings().log_format)
     code = 0
     try:
         asyncio.run(run_worker(close_stores=True))

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         SubQuestion,
     )
     from workflows import search_attributes as sa
+    from workflows import telemetry
     from workflows.calls import call
 
 __all__ = ["Gates", "GateHost", "PATCH_GATE_REMINDERS", "PATCH_GATE_MESSAGES", "MAX_REMINDERS_PER_GATE",
@@ -139,6 +140,7 @@ class Gates:
         self.deadline = deadline = workflow.now() + timedelta(seconds=req.gate_deadline_s)
         self.run.set_stage(f"awaiting-{gate}-approval")
         workflow.upsert_search_attributes([sa.OPEN_GATE.value_set(gate)])
+        telemetry.count("deepsci_gates_opened", "Gates opened", {"gate": gate})
         if req.auto_approve:
             # Recorded like any reviewer's decision: visible in history, progress and the result.
             self.pending = DecisionRecord(gate=gate, decision="approve", reviewer="auto",
@@ -166,10 +168,21 @@ class Gates:
             sa.LAST_DECISION.value_set(f"{gate}:{decision.decision}:{decision.reviewer}"),
         ])
         workflow.logger.info("gate %s: %s by %s", gate, decision.decision, decision.reviewer)
+        self._observe(gate, decision, (workflow.now() - opened_at).total_seconds())
         if self.messages and not req.auto_approve:
             self._send(self._notice(gate, "decided", "decided", [], f"{gate} {decision.decision} by "
                                     f"{decision.reviewer}", report=report, decision=decision))
         return decision
+
+    def _observe(self, gate: GateName, decision: DecisionRecord, waited_s: float) -> None:
+        """The decision as a span of the run's trace and as metrics (both replay-safe)."""
+        attrs = {"gate": gate, "decision": decision.decision}
+        telemetry.completed_span(f"gate {gate}", {
+            "deepsci.gate": gate, "deepsci.gate.decision": decision.decision,
+            "deepsci.gate.reviewer": decision.reviewer, "deepsci.gate.version": self.version,
+            "deepsci.gate.waited_s": round(waited_s, 3)})
+        telemetry.count("deepsci_gate_decisions", "Gate decisions, by gate and outcome", attrs)
+        telemetry.seconds("deepsci_gate_wait", "Time from a gate opening to its decision", waited_s, attrs)
 
     def _deadline_decision(self, gate: GateName, req: ResearchRequest) -> DecisionRecord:
         if req.deadline_policy == "escalate":

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         SubQuestion,
     )
     from workflows import search_attributes as sa
+    from workflows import telemetry
     from workflows.budget import PATCH_LLM_ACCOUNTING, Budget, BudgetStop
     from workflows.calls import call
     from workflows.degrade import PATCH_STEP_DEGRADATION, Degrader
@@ -79,6 +80,7 @@ class ResearchWorkflow:
         self.gates = Gates(self)
         self.budget = Budget(self)
         self.degrader = Degrader()
+        self._stage_since: datetime | None = None  # for deepsci_stage_duration
 
     @workflow.run
     async def run(self, req: ResearchRequest) -> ResearchResult:
@@ -89,6 +91,7 @@ class ResearchWorkflow:
         self.budget.accounting = workflow.patched(PATCH_LLM_ACCOUNTING)
         self.true_end = true_end = workflow.patched(PATCH_STAGES_END_TRUE)
         self.degrader.enabled = workflow.patched(PATCH_STEP_DEGRADATION)
+        telemetry.count("deepsci_runs_started", "Research runs started")
         try:
             result = await self._research(req, wid, started)
             if true_end and result.status == "rejected":
@@ -101,12 +104,15 @@ class ResearchWorkflow:
         except FailureError:
             if true_end:  # the run fails with this error; its stage should not look in progress
                 self.set_stage("failed")
+            self._finished("failed", started)
             raise
         except asyncio.CancelledError:
             if true_end:
                 self.set_stage("cancelled")
+            self._finished("cancelled", started)
             raise
         await self.gates.drain()
+        self._finished(result.status, started)
         return result
 
     async def _research(self, req: ResearchRequest, wid: str, started: datetime) -> ResearchResult:
@@ -172,6 +178,7 @@ class ResearchWorkflow:
             self.sources.setdefault(s.uri, s)
         self.chunks.update(res.chunks_by_hash)
         self.done_sub_questions += 1
+        self._show_details()
         return res
 
     async def _draft(self, wid: str, req: ResearchRequest, sq: SubQuestion,
@@ -280,6 +287,13 @@ class ResearchWorkflow:
     # ------------------------------------------------------------------ bookkeeping
 
     def set_stage(self, stage: str) -> None:
+        now = workflow.now()
+        if self._stage_since is not None and self.stage != stage:
+            telemetry.seconds("deepsci_stage_duration", "Time spent in each stage", (now - self._stage_since)
+                              .total_seconds(), {"stage": self.stage})
+        if stage != self.stage and stage in ("budget-exhausted", "parked-quota"):
+            telemetry.count(f"deepsci_{stage.replace('-', '_')}", f"Runs entering {stage}")
+        self._stage_since = now
         self.stage = stage
         workflow.upsert_search_attributes([sa.STAGE.value_set(stage)])
         if self.true_end:
@@ -292,6 +306,27 @@ class ResearchWorkflow:
                 "gate_opened_at": g.opened_at.isoformat() if g.open and g.opened_at else None,
                 "gate_deadline": g.deadline.isoformat() if g.open and g.deadline else None,
             })
+        self._show_details()
+
+    def _show_details(self) -> None:
+        """The Web UI's current-details line: stage, counts, open gate, cost (not a command)."""
+        st, g = self._stats(), self.gates
+        parts = [f"**{self.stage}**"]
+        if self.plan:
+            parts.append(f"sub-questions {self.done_sub_questions}/{len(self.plan)}")
+        if st.sources_found:
+            parts.append(f"sources {st.sources_parsed} parsed, {st.sources_failed} failed; {st.chunks_indexed} chunks")
+        if g.open:
+            parts.append(f"gate **{g.open}** v{g.version} open until {g.deadline:%Y-%m-%d %H:%M} UTC"
+                         if g.deadline else f"gate **{g.open}** v{g.version} open")
+        if st.llm_calls:
+            parts.append(f"{st.llm_calls} model calls, ${st.cost_usd:.4f}")
+        workflow.set_current_details(" · ".join(parts))
+
+    def _finished(self, outcome: str, started: datetime) -> None:
+        telemetry.count("deepsci_runs_finished", "Research runs finished, by outcome", {"outcome": outcome})
+        telemetry.seconds("deepsci_run_duration", "Research run duration, by outcome",
+                          (workflow.now() - started).total_seconds(), {"outcome": outcome})
 
     def _stats(self, duration_s: float = 0.0) -> Stats:
         b = self.budget

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from deepsci.contracts import LlmUsage
 from deepsci.llm import prompts
 from deepsci.llm.schemas import AggregateOut, CritiqueOut, DraftOut, PlanOut
+from deepsci.observe import metrics as m
+from deepsci.observe import span
 from deepsci.text import normalize_quote, normalize_ws
 
 __all__ = ["ModelEngine", "DraftResult", "MIN_QUOTE_WORDS", "block_id"]
@@ -90,6 +92,17 @@ class ModelEngine:
         ], notes)
         out, usage = self.llm.structured(step="draft", system=system, user=user, schema=DraftOut, cache_key=key)
         res = DraftResult(usage=usage)
+        with span("citation_check", **{"deepsci.claims": len(out.claims)}) as sp:
+            self._check_claims(out, blocks, res)
+            sp.set_attributes({"deepsci.citations.kept": len(res.sentences),
+                               "deepsci.citations.dropped": len(res.dropped)})
+        m.CITATIONS.add(len(res.sentences), {"outcome": "kept"})
+        m.CITATIONS.add(len(res.dropped), {"outcome": "dropped"})
+        return res
+
+    @staticmethod
+    def _check_claims(out: DraftOut, blocks: dict[str, tuple[str, dict]], res: DraftResult) -> None:
+        """Keep a claim only if its quote is verbatim in the chunk it names."""
         for claim in out.claims:
             eid = block_id(claim.evidence_id, "E")
             pid, chunk = blocks.get(eid, (None, None))
@@ -100,7 +113,6 @@ class ModelEngine:
                 continue
             res.sentences.append({"point_id": pid, "quote": clean_quote(claim.quote),
                                   "text": normalize_ws(claim.text)})
-        return res
 
     def critique(self, question: str, sections: list[dict], reviewer_comment: str,
                  key: str) -> tuple[list[tuple[str, str]], LlmUsage]:

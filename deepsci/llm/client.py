@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +25,8 @@ from deepsci.errors import ErrorType, SchemaViolation
 from deepsci.heartbeat import heartbeating
 from deepsci.llm.provider import make_openai_client, provider_error
 from deepsci.llm.structured import ReplyError, parse_reply, strict_schema
+from deepsci.observe import metrics as m
+from deepsci.observe import span
 from deepsci.settings import Settings
 from deepsci.store import ArtifactStore
 
@@ -110,7 +113,7 @@ class LlmClient:
         for index in range(limit):
             # Call ``index`` of this chain is cached under (cache_key, index): which call comes next
             # depends only on earlier replies, so a retried activity walks the same chain for free.
-            reply = self._call(model, messages, schema, _key(cache_key, index))
+            reply = self._call(model, messages, schema, _key(cache_key, index), step)
             usage = usage.plus(reply.usage)
             try:
                 return self._parse(reply, schema), usage
@@ -143,11 +146,34 @@ class LlmClient:
             raise ReplyError(reply.problem)
         return parse_reply(reply.content, schema)
 
-    def _call(self, model: str, messages: list[dict], schema: type[BaseModel], key: str) -> _Reply:
+    def _call(self, model: str, messages: list[dict], schema: type[BaseModel], key: str,
+              step: str = "") -> _Reply:
         hit = self.store.llm_cache_get(key)
-        if hit is not None:
+        if hit is not None:  # replayed from the cache: not a model call, no span, no tokens
             u = hit["usage"]
             return _Reply(hit["content"], u.get("problem"), LlmUsage.model_validate(u))
+        # One span per billed call, named and attributed as the OTel GenAI conventions say.
+        with span(f"chat {model}", **{"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                                      "gen_ai.request.model": model, "deepsci.step": step}) as sp:
+            started = time.perf_counter()
+            try:
+                reply, resp_model, finish = self._request(model, messages, schema, key)
+            finally:
+                m.OPERATION_DURATION.record(time.perf_counter() - started, _metric_attrs(model, step))
+            u = reply.usage
+            sp.set_attributes({"gen_ai.response.model": resp_model, "gen_ai.usage.input_tokens": u.tokens_in,
+                               "gen_ai.usage.output_tokens": u.tokens_out,
+                               "gen_ai.response.finish_reasons": finish, "deepsci.cost_usd": u.cost_usd})
+        labels = _metric_attrs(model, step)
+        m.TOKENS.record(u.tokens_in, {**labels, "gen_ai.token.type": "input"})
+        m.TOKENS.record(u.tokens_out, {**labels, "gen_ai.token.type": "output"})
+        m.LLM_COST.add(u.cost_usd, labels)
+        return reply
+
+    def _request(self, model: str, messages: list[dict], schema: type[BaseModel],
+                 key: str) -> tuple[_Reply, str, list[str]]:
+        """One HTTP request; the reply is recorded before it is parsed. Also returns the model the
+        server says answered and the finish reasons."""
         try:
             # max_tokens or max_completion_tokens, as the server wants (reasoning models); one dict,
             # since the SDK's overloads cannot type a parameter chosen at run time.
@@ -174,7 +200,8 @@ class LlmClient:
             cap = f"{self.settings.llm_max_tokens_param}={self.settings.llm_max_output_tokens}"
             problem = f"the reply was cut off at {cap}; answer more briefly"
         self.store.llm_cache_put(key, model, content, {**usage.model_dump(), "problem": problem})
-        return _Reply(content, problem, usage)
+        finish = [str(c.finish_reason) for c in resp.choices if c.finish_reason]
+        return _Reply(content, problem, usage), str(getattr(resp, "model", None) or model), finish
 
     def _usage(self, model: str, u) -> LlmUsage:
         tin = int(getattr(u, "prompt_tokens", 0) or 0)
@@ -187,6 +214,11 @@ class LlmClient:
                     log.warning("llm: no price for model %s in llm_prices; its calls count as $0", model)
             cost = 0.0
         return LlmUsage(calls=1, tokens_in=tin, tokens_out=tout, cost_usd=round(cost, 8), by_model={model: 1})
+
+
+def _metric_attrs(model: str, step: str) -> dict[str, str]:
+    return {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": model,
+            "deepsci_step": step}
 
 
 def _key(cache_key: str, index: int) -> str:

@@ -18,6 +18,8 @@ from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import NotifyInput
 from deepsci.errors import ErrorType, http_error
+from deepsci.observe import metrics as m
+from deepsci.observe import span
 from deepsci.slack import blocks as bk
 from deepsci.temporal_client import web_ui_link
 
@@ -75,12 +77,19 @@ def slack_error(method: str, response: Any) -> ApplicationError:
 
 def call(client: WebClient, method: str, **kwargs: Any) -> dict:
     """One Web API call; failures are raised as Temporal errors (see :func:`slack_error`)."""
+    outcome = "error"
     try:
-        return client.api_call(method, json=kwargs).data  # type: ignore[return-value]
-    except SlackApiError as exc:
-        raise slack_error(method, exc.response) from None
-    except OSError as exc:  # refused, reset, DNS, timeout (URLError is an OSError): Slack may come back
-        raise ApplicationError(f"Slack {method}: {exc}", type=ErrorType.SLACK_UNAVAILABLE) from None
+        with span(f"slack {method}", **{"deepsci.slack.method": method}):
+            try:
+                data = client.api_call(method, json=kwargs).data
+            except SlackApiError as exc:
+                raise slack_error(method, exc.response) from None
+            except OSError as exc:  # refused, reset, DNS, timeout (URLError is an OSError): Slack may come back
+                raise ApplicationError(f"Slack {method}: {exc}", type=ErrorType.SLACK_UNAVAILABLE) from None
+        outcome = "ok"
+        return data  # type: ignore[return-value]
+    finally:
+        m.SLACK_POSTS.add(1, {"method": method, "outcome": outcome})
 
 
 def opened_key(n: NotifyInput) -> str:

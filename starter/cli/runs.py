@@ -19,6 +19,7 @@ from rich.table import Table
 from temporalio.client import WorkflowExecutionStatus
 
 from deepsci.contracts import Progress, ResearchRequest, ResearchResult
+from deepsci.observe.tracing import flush_tracing, setup_tracing, trace_url
 from deepsci.settings import Settings, get_settings
 from deepsci.temporal_client import connect, web_ui_link
 from starter.cli.app import EXIT_REFUSED, EXIT_RUN_FAILED, EXIT_RUNNING, Json, app, console, err, fail, run_client
@@ -117,11 +118,12 @@ async def watch(handle, quiet: bool) -> ResearchResult:
     return await result_task
 
 
-def print_result(s, res: ResearchResult, as_json: bool) -> None:
+def print_result(s, res: ResearchResult, as_json: bool, trace_id: str | None = None) -> None:
     from starter.runs import report_json
 
     doc = report_json(s, res)
     if as_json:
+        doc = {**doc, "trace_id": trace_id, "trace_url": trace_url(s, trace_id)}
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
         return
     if doc["report_markdown"]:
@@ -137,6 +139,8 @@ def print_result(s, res: ResearchResult, as_json: bool) -> None:
     if res.report_path:
         link_line("report", res.report_path)
     link_line("web ui", web_ui_link(s, res.workflow_id))
+    if trace_id:
+        link_line("trace", str(trace_url(s, trace_id)))
 
 
 def link_line(label: str, link: str, to=None) -> None:
@@ -192,8 +196,11 @@ def run(
     async def go():
         from starter.cli.lookup import warn_if_no_worker
 
+        setup_tracing(s, "deepsci-cli")
         client = await connect(s)
         started = await start_or_attach(client, s, req, wid, "new" if new else "attach" if attach else "auto")
+        flush_tracing()  # the run's root span leaves now, not when this process exits
+        link = trace_url(s, started.trace_id)
         if not as_json:
             if started.attached:
                 verb = f"attached to the {started.outcome} run"
@@ -204,16 +211,19 @@ def run(
                 verb, hint = "started", ""
             err.print(f"{verb} [bold]{wid}[/bold]{hint}", soft_wrap=True)
             link_line("web ui", web_ui_link(s, wid), to=err)
+            if link:
+                link_line("trace", link, to=err)
         if started.status == WorkflowExecutionStatus.RUNNING:
             await warn_if_no_worker(client, s)
         if not wait:
             if as_json:
                 sys.stdout.write(json.dumps({"workflow_id": wid, "attached": started.attached,
                                              "earlier_outcome": started.outcome,
-                                             "web_ui": web_ui_link(s, wid)}) + "\n")
+                                             "web_ui": web_ui_link(s, wid), "trace_id": started.trace_id,
+                                             "trace_url": link}) + "\n")
             return
         res = await _finished(watch(started.handle, quiet=as_json))
-        print_result(s, res, as_json)
+        print_result(s, res, as_json, started.trace_id)
 
     run_client(go())
 
@@ -243,6 +253,7 @@ def status(run_id: Annotated[str, typer.Argument(help="Run id (the `research-` p
            as_json: Json = False):
     """Show a run's question, stage, counts and open gate (`deepsci show` adds the report under review)."""
     from starter.cli.lookup import find_run, has_pollers
+    from starter.runs import trace_of
 
     s = get_settings()
 
@@ -254,7 +265,8 @@ def status(run_id: Annotated[str, typer.Argument(help="Run id (the `research-` p
                "run_id": desc.run_id, "started_at": _stamp(desc.start_time),
                "closed_at": _stamp(desc.close_time) if desc.close_time else None,
                **(p.model_dump(mode="json") if p else {"stage": (await _memo(desc)).get("stage")}),
-               "web_ui": web_ui_link(s, wid)}
+               "web_ui": web_ui_link(s, wid), "trace_id": trace_of(desc.typed_search_attributes)}
+        out["trace_url"] = trace_url(s, out["trace_id"])
         if as_json:
             sys.stdout.write(json.dumps(out, indent=2) + "\n")
             return
@@ -274,6 +286,8 @@ def status(run_id: Annotated[str, typer.Argument(help="Run id (the `research-` p
         table.add_row("started", out["started_at"])
         console.print(table)
         link_line("web ui", out["web_ui"])
+        if out["trace_url"]:
+            link_line("trace", str(out["trace_url"]))
 
     run_client(go())
 
@@ -313,6 +327,7 @@ def result(run_id: Annotated[str, typer.Argument(help="Run id (the `research-` p
     from temporalio.client import WorkflowExecutionStatus
 
     from starter.cli.lookup import find_run
+    from starter.runs import trace_of
 
     s = get_settings()
 
@@ -329,6 +344,6 @@ def result(run_id: Annotated[str, typer.Argument(help="Run id (the `research-` p
                               "under review, or add --wait.", soft_wrap=True)
             raise typer.Exit(EXIT_RUNNING)
         res = await _finished(handle.result())
-        print_result(s, res, as_json)
+        print_result(s, res, as_json, trace_of(desc.typed_search_attributes))
 
     run_client(go())
