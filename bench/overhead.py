@@ -298,7 +298,7 @@ async def bench(args: argparse.Namespace, pstack: PrivateStack) -> dict:
     temporal_wids: list[str] = []
     payloads: list = []
     try:
-        async with running(build_workers(client, deps, settings.task_queue_prefix, executor=pool)):
+        async with running(build_workers(client, deps, settings.task_queue_prefix)):
             for rnd in range(args.rounds + 1):  # round 0 warms caches up, untimed
                 order = ["plain", "temporal"] if rnd % 2 == 0 else ["temporal", "plain"]
                 for path in order:

@@ -288,7 +288,9 @@ def test_fetch_settings_from_env_and_under_the_activity_timeouts(monkeypatch):
     s = Settings(_env_file=None)
     assert s.fetch_allow_hosts == ["127.0.0.1:8000", "10.20.0.0/16"]
     fetch = POLICIES.fetch
-    assert s.fetch_timeout_s < fetch.heartbeat.total_seconds() < fetch.start_to_close.total_seconds()
+    # heartbeats come every few seconds from the worker's interceptor (workers/heartbeats.py), so
+    # only the whole fetch has to fit the attempt
+    assert s.fetch_timeout_s < fetch.start_to_close.total_seconds()
     assert s.search_timeout_s < POLICIES.search.start_to_close.total_seconds()
     f = SafeFetcher.from_settings(s)
     assert f.guard.allow.allows_ip(ipaddress.ip_address("10.20.3.4"), 443)

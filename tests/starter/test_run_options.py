@@ -14,6 +14,7 @@ from deepsci.contracts import ResearchRequest
 from deepsci.temporal_client import DATA_CONVERTER
 from starter.cli.options import bounds_text
 from starter.cli.runs import REQUEST_FLAGS
+from tests.fakes.web import ArxivFake
 from tests.helpers import DEEPSCI
 from tests.helpers import deepsci_cli as _deepsci
 
@@ -74,10 +75,11 @@ async def _started_request(env, wid: str) -> ResearchRequest:
 async def test_run_asks_for_the_models_defaults_and_maps_every_flag(env, settings):
     # A task queue no worker polls: the run is started (its input is in history) and never runs.
     prefix = f"t{uuid.uuid4().hex[:10]}"
+    arxiv = ArxivFake().start()  # `run` checks that a web provider answers before it starts a run
     e = {**os.environ, "DEEPSCI_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
          "DATABASE_URL": settings.dsn, "DEEPSCI_HOME": str(settings.home_dir),
          "DEEPSCI_TASK_QUEUE_PREFIX": prefix, "DEEPSCI_REVIEWERS": "ann,bob",
-         "DEEPSCI_ESCALATION_REVIEWERS": "carol"}
+         "DEEPSCI_ESCALATION_REVIEWERS": "carol", "DEEPSCI_ARXIV_URL": arxiv.url}
 
     code, _, err = await _deepsci(e, "run", QUESTION, "--id", f"{prefix}-defaults", "--json")
     assert code == 0, err
