@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from deepsci.contracts import SearchHit
-from deepsci.errors import InvalidInput, non_retryable
+from deepsci.errors import ErrorType, non_retryable
 from deepsci.sandbox import ParseLimits, parse_isolated
 from deepsci.text import BM25, content_terms, normalize_ws, tokens
 
@@ -149,10 +149,10 @@ def corpus_root(corpus_dir: str | Path) -> Path:
     root = Path(corpus_dir).expanduser().resolve()
     home = Path.home().resolve()
     if root in SYSTEM_ROOTS or root == home or any(root == t or t in root.parents for t in SYSTEM_TREES):
-        raise non_retryable(InvalidInput, f"corpus folder {root} is a system folder or holds whole systems "
+        raise non_retryable(ErrorType.INVALID_INPUT, f"corpus folder {root} is a system folder or holds whole systems "
                                           "or homes; point --corpus at a folder of documents")
     if not root.is_dir():
-        raise non_retryable(InvalidInput, f"corpus folder does not exist: {root}")
+        raise non_retryable(ErrorType.INVALID_INPUT, f"corpus folder does not exist: {root}")
     return root
 
 

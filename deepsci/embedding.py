@@ -113,7 +113,7 @@ class OpenAIEmbedder:
         from temporalio import activity
         from temporalio.exceptions import ApplicationError
 
-        from deepsci.errors import ErrorType, LlmConfigError
+        from deepsci.errors import ErrorType
         from deepsci.llm.provider import provider_error
 
         out: list[np.ndarray] = []
@@ -138,7 +138,7 @@ class OpenAIEmbedder:
                 raise ApplicationError(
                     f"embeddings from {self.api_model} at {self.base_url} have {vecs.shape[1]} dimensions, "
                     f"expected {self._dim}; set DEEPSCI_OPENAI_EMBEDDING_DIMENSIONS to match the model",
-                    type=LlmConfigError, non_retryable=True)
+                    type=ErrorType.LLM_CONFIG, non_retryable=True)
             out.append(_normalize(vecs))
         if not out:
             return np.zeros((0, self._dim or 0), dtype=np.float32)

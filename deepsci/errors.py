@@ -31,14 +31,6 @@ from temporalio.exceptions import ApplicationError
 __all__ = [
     "ErrorType",
     "NON_RETRYABLE_TYPES",
-    "BadDocument",
-    "BlockedSource",
-    "SchemaViolation",
-    "InvalidInput",
-    "LlmAuthError",
-    "LlmConfigError",
-    "LlmContextTooLong",
-    "LlmQuotaExhausted",
     "non_retryable",
     "http_error",
     "parse_retry_after",
@@ -81,18 +73,6 @@ NON_RETRYABLE_TYPES: tuple[str, ...] = tuple(str(t) for t in (
     ErrorType.BAD_DOCUMENT, ErrorType.BLOCKED_SOURCE, ErrorType.SCHEMA_VIOLATION, ErrorType.INVALID_INPUT,
     ErrorType.LLM_AUTH, ErrorType.LLM_CONFIG, ErrorType.LLM_CONTEXT_TOO_LONG, ErrorType.LLM_QUOTA_EXHAUSTED,
 ))
-
-# The historic module-level names of the non-retryable types (imported by parsing, sandbox,
-# corpus and their tests); they are the enum members themselves, not a second list.
-BadDocument = ErrorType.BAD_DOCUMENT
-BlockedSource = ErrorType.BLOCKED_SOURCE
-SchemaViolation = ErrorType.SCHEMA_VIOLATION
-InvalidInput = ErrorType.INVALID_INPUT
-LlmAuthError = ErrorType.LLM_AUTH
-LlmConfigError = ErrorType.LLM_CONFIG
-LlmContextTooLong = ErrorType.LLM_CONTEXT_TOO_LONG
-LlmQuotaExhausted = ErrorType.LLM_QUOTA_EXHAUSTED
-
 
 def non_retryable(kind: str, message: str) -> ApplicationError:
     """An ApplicationError Temporal fails at once, with a reason the user can read."""

@@ -48,7 +48,7 @@ import httpx
 import idna
 from temporalio.exceptions import ApplicationError
 
-from deepsci.errors import BadDocument, BlockedSource, ErrorType, http_error, non_retryable
+from deepsci.errors import ErrorType, http_error, non_retryable
 from deepsci.http_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_capped
 from deepsci.http_deadline import DeadlineBackend, deadline, deadline_transport, time_left
 from deepsci.parsing import sniff_kind
@@ -157,7 +157,7 @@ def _ascii_host(host: str) -> str:
         if len(name) > 253:
             raise idna.IDNAError("name longer than 253 characters")
     except (idna.IDNAError, UnicodeError) as err:
-        raise non_retryable(BlockedSource, f"invalid host name {host[:100]!r}: {err}") from err
+        raise non_retryable(ErrorType.BLOCKED_SOURCE, f"invalid host name {host[:100]!r}: {err}") from err
     return name
 
 
@@ -211,9 +211,9 @@ class _Guard:
             name = name[1:-1]
         by_name = self.allow.allows_name(name, port)
         if not by_name and (name in METADATA_NAMES or name.endswith(".internal") and "metadata" in name):
-            raise non_retryable(BlockedSource, f"{host} is a cloud metadata host name")
+            raise non_retryable(ErrorType.BLOCKED_SOURCE, f"{host} is a cloud metadata host name")
         if not by_name and (name == "localhost" or name.endswith(".localhost")):
-            raise non_retryable(BlockedSource, f"{host} is a loopback host name")
+            raise non_retryable(ErrorType.BLOCKED_SOURCE, f"{host} is a loopback host name")
         try:
             _ip(name)  # an IP literal (zone id allowed) is checked as written, not resolved
             addresses = [name.split("%", 1)[0]]
@@ -224,7 +224,7 @@ class _Guard:
             try:
                 addresses = list(self.resolver(name, port))
             except UnicodeError as err:
-                raise non_retryable(BlockedSource, f"invalid host name {host!r}: {err}") from err
+                raise non_retryable(ErrorType.BLOCKED_SOURCE, f"invalid host name {host!r}: {err}") from err
             except OSError as err:
                 # A name that does not resolve may resolve later (DNS outage): retryable.
                 raise ApplicationError(f"cannot resolve {host}: {err}", type=ErrorType.FETCH_ERROR) from err
@@ -235,7 +235,7 @@ class _Guard:
             try:
                 ip = _ip(addr)
             except ValueError as err:
-                raise non_retryable(BlockedSource, f"{host} resolved to a non-IP address {addr!r}") from err
+                raise non_retryable(ErrorType.BLOCKED_SOURCE, f"{host} resolved to a non-IP address {addr!r}") from err
             if self.allow.allows_ip(ip, port):
                 checked.append(str(ip))
                 continue
@@ -243,7 +243,7 @@ class _Guard:
             if reason:
                 shown = "" if str(ip) == name else f"{host} resolves to "
                 also = " (even for an allow-listed host name)" if by_name else ""
-                raise non_retryable(BlockedSource, f"blocked: {shown}{reason}{also} (port {port})")
+                raise non_retryable(ErrorType.BLOCKED_SOURCE, f"blocked: {shown}{reason}{also} (port {port})")
             checked.append(str(ip))
         return checked[0]
 
@@ -325,18 +325,18 @@ class SafeFetcher:
             parts = urlsplit(url)
             port = parts.port or _default_port(parts.scheme.lower())
         except ValueError as err:
-            raise non_retryable(BlockedSource, f"invalid URL {url!r}: {err}") from err
+            raise non_retryable(ErrorType.BLOCKED_SOURCE, f"invalid URL {url!r}: {err}") from err
         if parts.scheme.lower() not in ("http", "https"):
-            raise non_retryable(BlockedSource, f"unsupported URL scheme {parts.scheme!r}: {url[:200]}")
+            raise non_retryable(ErrorType.BLOCKED_SOURCE, f"unsupported URL scheme {parts.scheme!r}: {url[:200]}")
         if parts.username or parts.password:
-            raise non_retryable(BlockedSource, f"credentials in the URL are not allowed: {parts.hostname}")
+            raise non_retryable(ErrorType.BLOCKED_SOURCE, f"credentials in the URL are not allowed: {parts.hostname}")
         if not parts.hostname:
-            raise non_retryable(BlockedSource, f"URL has no host: {url[:200]}")
+            raise non_retryable(ErrorType.BLOCKED_SOURCE, f"URL has no host: {url[:200]}")
         ip = self.guard.check_host(parts.hostname, port)
         try:
             httpx.URL(url)  # what the transport will parse: refuse here what it would refuse there
         except (httpx.InvalidURL, ValueError, UnicodeError) as err:
-            raise non_retryable(BlockedSource, f"invalid URL {url[:200]!r}: {err}") from err
+            raise non_retryable(ErrorType.BLOCKED_SOURCE, f"invalid URL {url[:200]!r}: {err}") from err
         return ip
 
     def fetch(self, url: str, progress: Callable[[], object] | None = None) -> Fetched:
@@ -358,12 +358,12 @@ class SafeFetcher:
                 if isinstance(got, Fetched):
                     return got
                 if hop == self.max_redirects:
-                    raise non_retryable(BlockedSource,
+                    raise non_retryable(ErrorType.BLOCKED_SOURCE,
                                         f"too many redirects (more than {self.max_redirects}) from {url}")
                 try:
                     current = urljoin(current, got)
                 except ValueError as err:
-                    raise non_retryable(BlockedSource,
+                    raise non_retryable(ErrorType.BLOCKED_SOURCE,
                                         f"invalid redirect Location {got[:200]!r} from {current}") from err
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -375,7 +375,7 @@ class SafeFetcher:
             if resp.status_code in REDIRECT_CODES:
                 location = resp.headers.get("location")
                 if not location:
-                    raise non_retryable(BadDocument, f"redirect {resp.status_code} without Location: {url}")
+                    raise non_retryable(ErrorType.BAD_DOCUMENT, f"redirect {resp.status_code} without Location: {url}")
                 return location
             if resp.status_code >= 400:
                 raise http_error(f"fetch {urlsplit(url).hostname}", resp.status_code, url,
@@ -406,9 +406,9 @@ class SafeFetcher:
         """The one place a fetch failure gets its type: retryable only where a retry can help."""
         name = type(err).__name__
         if isinstance(err, BodyTooLarge):
-            return non_retryable(BadDocument, f"document {str(err).replace('body ', '', 1)}: {url}")
+            return non_retryable(ErrorType.BAD_DOCUMENT, f"document {str(err).replace('body ', '', 1)}: {url}")
         if isinstance(err, BadEncoding):
-            return non_retryable(BadDocument, f"{err}: {url}")
+            return non_retryable(ErrorType.BAD_DOCUMENT, f"{err}: {url}")
         if isinstance(err, httpx.TimeoutException):
             left = time_left()
             if left is not None and left <= 0.05:
@@ -416,18 +416,18 @@ class SafeFetcher:
                                         type=ErrorType.FETCH_TIMEOUT)
             return ApplicationError(f"fetch timed out ({name}): {url}", type=ErrorType.FETCH_TIMEOUT)
         if isinstance(err, httpx.UnsupportedProtocol | httpx.InvalidURL):
-            return non_retryable(BlockedSource, f"invalid URL ({name}: {err}): {url}")
+            return non_retryable(ErrorType.BLOCKED_SOURCE, f"invalid URL ({name}: {err}): {url}")
         if isinstance(err, httpx.ProtocolError):
             text = str(err).lower()
             if any(w in text for w in ("disconnected", "peer closed", "incomplete", "connection reset")):
                 # The server hung up mid-exchange: a later attempt may get the whole answer.
                 return ApplicationError(f"fetch failed ({name}: {err}): {url}", type=ErrorType.FETCH_ERROR)
-            return non_retryable(BadDocument, f"malformed HTTP response ({err}): {url}")
+            return non_retryable(ErrorType.BAD_DOCUMENT, f"malformed HTTP response ({err}): {url}")
         if isinstance(err, httpx.HTTPError):  # connect/read/write errors: the network's trouble, retried
             return ApplicationError(f"fetch failed ({name}: {err}): {url}", type=ErrorType.FETCH_ERROR)
         if isinstance(err, UnicodeError | ValueError):
-            return non_retryable(BadDocument, f"malformed HTTP response ({name}: {err}): {url}")
+            return non_retryable(ErrorType.BAD_DOCUMENT, f"malformed HTTP response ({name}: {err}): {url}")
         if isinstance(err, MemoryError):
-            return non_retryable(BadDocument, f"document too large to hold in memory: {url}")
+            return non_retryable(ErrorType.BAD_DOCUMENT, f"document too large to hold in memory: {url}")
         # Anything else is a bug or an input no retry will change: fail with its name, once.
-        return non_retryable(BadDocument, f"fetch failed unexpectedly ({name}: {err}): {url}")
+        return non_retryable(ErrorType.BAD_DOCUMENT, f"fetch failed unexpectedly ({name}: {err}): {url}")

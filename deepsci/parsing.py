@@ -341,6 +341,6 @@ def parse_document(data: bytes, uri: str, max_bytes: int, charset: str | None = 
     try:
         return parse_plain(data, uri, max_bytes, charset)
     except Refusal as refusal:
-        from deepsci.errors import BadDocument, non_retryable  # Temporal's error type: only where it is raised
+        from deepsci.errors import ErrorType, non_retryable  # Temporal's error type: only where it is raised
 
-        raise non_retryable(BadDocument, str(refusal)) from None
+        raise non_retryable(ErrorType.BAD_DOCUMENT, str(refusal)) from None

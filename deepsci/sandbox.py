@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from temporalio.exceptions import ApplicationError
 
-from deepsci.errors import NON_RETRYABLE_TYPES, BadDocument, non_retryable
+from deepsci.errors import NON_RETRYABLE_TYPES, ErrorType, non_retryable
 from deepsci.parser_child import DEFAULT_PARSER, OOM_HINTS
 from deepsci.parser_pool import ChildDied, ParserPool, WallClock, default_pool
 from deepsci.parsing import ParsedDocument, Segment, parse_document, sniff_kind
@@ -85,7 +85,8 @@ def parse_isolated(
         reply = pool.parse(header, data, limits.timeout_s, on_wait)
     except WallClock:
         log.warning("parser child for %s killed after %g s wall-clock", uri, limits.timeout_s)
-        raise non_retryable(BadDocument, f"parser exceeded {limits.timeout_s:g} s wall-clock limit") from None
+        raise non_retryable(ErrorType.BAD_DOCUMENT,
+                            f"parser exceeded {limits.timeout_s:g} s wall-clock limit") from None
     except ChildDied as died:
         err = _died(died.returncode, died.stderr_tail, limits)
         log.warning("parser child for %s: %s (exit %s); stderr tail: %s", uri, err.message, died.returncode,
@@ -95,7 +96,7 @@ def parse_isolated(
 
 
 def _oom(limits: ParseLimits) -> ApplicationError:
-    return non_retryable(BadDocument, f"parser ran out of memory (limit {limits.memory_mb} MB)")
+    return non_retryable(ErrorType.BAD_DOCUMENT, f"parser ran out of memory (limit {limits.memory_mb} MB)")
 
 
 def _result(msg: dict, limits: ParseLimits) -> ParsedDocument:
@@ -107,10 +108,10 @@ def _result(msg: dict, limits: ParseLimits) -> ParsedDocument:
     if msg.get("oom"):
         raise _oom(limits)
     if "refused" in msg:
-        raise non_retryable(BadDocument, msg["refused"])
+        raise non_retryable(ErrorType.BAD_DOCUMENT, msg["refused"])
     e = msg.get("error") or {}
     if e.get("non_retryable"):  # a type outside the taxonomy is still the document's fault
-        raise non_retryable(e["type"] if e.get("type") in NON_RETRYABLE_TYPES else BadDocument, e["message"])
+        raise non_retryable(e["type"] if e.get("type") in NON_RETRYABLE_TYPES else ErrorType.BAD_DOCUMENT, e["message"])
     raise ApplicationError(e.get("message") or f"parser child sent an unknown reply: {str(msg)[:200]}",
                            type=e.get("type"))
 
@@ -121,7 +122,7 @@ def _died(returncode: int, stderr_tail: str, limits: ParseLimits) -> Application
     if returncode < 0:
         sig = -returncode
         if sig == signal.SIGXCPU:
-            return non_retryable(BadDocument, f"parser exceeded {limits.cpu_s} s CPU limit")
+            return non_retryable(ErrorType.BAD_DOCUMENT, f"parser exceeded {limits.cpu_s} s CPU limit")
         if sig in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGKILL) and any(
                 h in lowered for h in OOM_HINTS):
             return _oom(limits)  # an allocation failure that the C code turned into an abort
@@ -129,7 +130,7 @@ def _died(returncode: int, stderr_tail: str, limits: ParseLimits) -> Application
             name = signal.Signals(sig).name
         except ValueError:
             name = "unknown"
-        return non_retryable(BadDocument, f"parser crashed (signal {sig}: {name})")
+        return non_retryable(ErrorType.BAD_DOCUMENT, f"parser crashed (signal {sig}: {name})")
     if any(h in lowered for h in OOM_HINTS):
         return _oom(limits)
-    return non_retryable(BadDocument, f"parser crashed (exit code {returncode}, no result)")
+    return non_retryable(ErrorType.BAD_DOCUMENT, f"parser crashed (exit code {returncode}, no result)")

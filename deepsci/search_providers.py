@@ -35,7 +35,7 @@ import httpx
 from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import SearchHit
-from deepsci.errors import BadDocument, ErrorType, InvalidInput, http_error, non_retryable
+from deepsci.errors import ErrorType, http_error, non_retryable
 from deepsci.http_body import ACCEPT_ENCODING, BadEncoding, BodyTooLarge, read_capped
 from deepsci.http_deadline import deadline, deadline_transport
 
@@ -184,7 +184,7 @@ class _HttpProvider:
             raise ApplicationError(f"{self.name}: timed out: {err}", type=ErrorType.SEARCH_TIMEOUT) from err
         except (BodyTooLarge, BadEncoding) as err:
             # The same answer on every retry: the chain moves on to the next provider instead.
-            raise non_retryable(BadDocument, f"{self.name}: response refused: {err}") from err
+            raise non_retryable(ErrorType.BAD_DOCUMENT, f"{self.name}: response refused: {err}") from err
         except (httpx.HTTPError, httpx.InvalidURL) as err:  # InvalidURL: a redirect with a broken Location
             raise ApplicationError(f"{self.name}: {type(err).__name__}: {err}",
                                    type=ErrorType.SEARCH_UNAVAILABLE) from err
@@ -270,7 +270,7 @@ class BraveProvider(_HttpProvider):
 
     def search(self, query: str, limit: int) -> list[SearchHit]:
         if not self.api_key:
-            raise non_retryable(InvalidInput, "brave: no API key (set BRAVE_API_KEY)")
+            raise non_retryable(ErrorType.INVALID_INPUT, "brave: no API key (set BRAVE_API_KEY)")
         resp = self._request("GET", "/res/v1/web/search", params={"q": query, "count": min(limit, 20)},
                              headers={"Accept": "application/json", "X-Subscription-Token": self.api_key})
         results = (self._json(resp).get("web") or {}).get("results") or []
@@ -288,7 +288,7 @@ class TavilyProvider(_HttpProvider):
 
     def search(self, query: str, limit: int) -> list[SearchHit]:
         if not self.api_key:
-            raise non_retryable(InvalidInput, "tavily: no API key (set TAVILY_API_KEY)")
+            raise non_retryable(ErrorType.INVALID_INPUT, "tavily: no API key (set TAVILY_API_KEY)")
         resp = self._request("POST", "/search", json={"query": query, "max_results": min(limit, 20)},
                              headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"})
         results = self._json(resp).get("results") or []
@@ -302,13 +302,13 @@ def build_providers(names: Sequence[str], settings, local: Callable[[str, int], 
     """Providers for ``names`` from settings; an unknown name is an ``InvalidInput``."""
     unknown = [n for n in names if n not in ("local", *WEB_PROVIDERS)]
     if unknown:
-        raise non_retryable(InvalidInput, f"search providers not available: {', '.join(unknown)} "
+        raise non_retryable(ErrorType.INVALID_INPUT, f"search providers not available: {', '.join(unknown)} "
                                           f"(known: local, {', '.join(WEB_PROVIDERS)})")
     out: list[SearchProvider] = []
     for n in names:
         if n == "local":
             if local is None:
-                raise non_retryable(InvalidInput, "the local provider needs a corpus")
+                raise non_retryable(ErrorType.INVALID_INPUT, "the local provider needs a corpus")
             out.append(LocalProvider(local))
             continue
         kw = {"timeout_s": settings.search_timeout_s, "rate_per_s": settings.search_rate_per_s.get(n, 1.0),

@@ -21,7 +21,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import LlmUsage
-from deepsci.errors import ErrorType, SchemaViolation
+from deepsci.errors import ErrorType
 from deepsci.heartbeat import heartbeating
 from deepsci.llm.provider import make_openai_client, provider_error
 from deepsci.llm.structured import ReplyError, parse_reply, strict_schema
@@ -126,7 +126,7 @@ class LlmClient:
                 if repairs > 1:
                     raise ApplicationError(
                         f"llm {step}: model {model} did not return a valid {schema.__name__} after one "
-                        f"repair: {error}", type=SchemaViolation, non_retryable=True)
+                        f"repair: {error}", type=ErrorType.SCHEMA_VIOLATION, non_retryable=True)
             if index + 1 == limit:
                 break
             log.info("llm %s: %s reply rejected, asking again: %s", step, model, str(error)[:300])

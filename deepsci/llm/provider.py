@@ -12,14 +12,7 @@ from datetime import timedelta
 import openai
 from temporalio.exceptions import ApplicationError
 
-from deepsci.errors import (
-    ErrorType,
-    LlmAuthError,
-    LlmConfigError,
-    LlmContextTooLong,
-    LlmQuotaExhausted,
-    parse_retry_after,
-)
+from deepsci.errors import ErrorType, parse_retry_after
 from deepsci.settings import Settings
 
 __all__ = ["make_openai_client", "provider_error"]
@@ -95,21 +88,21 @@ def provider_error(exc: Exception, *, base_url: str | None, model: str) -> Appli
     if status == 401:
         return ApplicationError(
             f"{where}: HTTP 401 unauthorized: {detail}. Check OPENAI_API_KEY (or DEEPSCI_OPENAI_API_KEY) "
-            f"is a valid key for {base_url}", type=LlmAuthError, non_retryable=True)
+            f"is a valid key for {base_url}", type=ErrorType.LLM_AUTH, non_retryable=True)
     if status == 403:
         return ApplicationError(
             f"{where}: HTTP 403 forbidden: {detail}. The key in OPENAI_API_KEY may not use this model "
-            "or project; check its permissions", type=LlmAuthError, non_retryable=True)
+            "or project; check its permissions", type=ErrorType.LLM_AUTH, non_retryable=True)
     if status == 404:
         return ApplicationError(
             f"{where}: HTTP 404 not found: {detail}. Check the model name (DEEPSCI_LLM_MODEL and the "
             "cheap/strong/fallback/embedding models) and that OPENAI_BASE_URL ends in /v1 or the "
-            "provider's equivalent", type=LlmConfigError, non_retryable=True)
+            "provider's equivalent", type=ErrorType.LLM_CONFIG, non_retryable=True)
     if status == 429 and "insufficient_quota" in (code, kind):
         return ApplicationError(
             f"{where}: HTTP 429 quota exhausted: {detail}. Add credit or raise the provider's limit; "
             "a model step parks the run and tries again later (embedding calls fail their step)",
-            type=LlmQuotaExhausted, non_retryable=True)
+            type=ErrorType.LLM_QUOTA_EXHAUSTED, non_retryable=True)
     if status == 429:
         return ApplicationError(f"{where}: HTTP 429 rate limited: {detail}", type=LlmRateLimited,
                                 next_retry_delay=_retry_delay(exc))
@@ -118,11 +111,11 @@ def provider_error(exc: Exception, *, base_url: str | None, model: str) -> Appli
         return ApplicationError(
             f"{where}: the prompt is longer than the model's context: {detail}. Use a lower "
             "evidence_per_sub_question, a smaller chunk_chars (DEEPSCI_CHUNK_CHARS), or a "
-            "longer-context model", type=LlmContextTooLong, non_retryable=True)
+            "longer-context model", type=ErrorType.LLM_CONTEXT_TOO_LONG, non_retryable=True)
     if status in (400, 422):
         return ApplicationError(
             f"{where}: HTTP {status} request rejected: {detail}. Check the model supports structured "
-            "outputs (response_format json_schema) and the llm_* settings", type=LlmConfigError,
+            "outputs (response_format json_schema) and the llm_* settings", type=ErrorType.LLM_CONFIG,
             non_retryable=True)
     # 5xx, 408, 409 and anything else: the provider's trouble, not ours.
     return ApplicationError(f"{where}: HTTP {status}: {detail}; will retry", type=LlmUnavailable,

@@ -13,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.sources import SourceActivities
 from deepsci.contracts import SearchInput
 from deepsci.corpus import LocalCorpus, corpus_root
-from deepsci.errors import InvalidInput
+from deepsci.errors import ErrorType
 
 SECRET = "rootkit-canary-passphrase"
 
@@ -49,7 +49,7 @@ def test_system_folders_are_refused_with_one_line(folder):
     with pytest.raises(ApplicationError) as info:
         corpus_root(folder)
     err = info.value
-    assert err.type == InvalidInput and err.non_retryable
+    assert err.type == ErrorType.INVALID_INPUT and err.non_retryable
     assert "system folder" in err.message and "\n" not in err.message
 
 
@@ -57,7 +57,7 @@ def test_a_link_to_a_system_folder_is_refused_by_where_it_points(tmp_path):
     (tmp_path / "docs").symlink_to("/etc", target_is_directory=True)
     with pytest.raises(ApplicationError) as info:
         corpus_root(tmp_path / "docs")
-    assert info.value.type == InvalidInput and "/etc" in info.value.message
+    assert info.value.type == ErrorType.INVALID_INPUT and "/etc" in info.value.message
 
 
 def test_an_ordinary_folder_is_accepted(tmp_path):
@@ -70,5 +70,5 @@ def test_the_search_activity_refuses_etc_as_a_corpus(deps):
                       providers=["local"], limit=3)
     with pytest.raises(ApplicationError) as info:
         ActivityEnvironment().run(acts.search, inp)
-    assert info.value.type == InvalidInput and info.value.non_retryable
+    assert info.value.type == ErrorType.INVALID_INPUT and info.value.non_retryable
     assert "/etc is a system folder" in info.value.message

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from deepsci.errors import BadDocument, BlockedSource
+from deepsci.errors import ErrorType
 from deepsci.fetcher import SafeFetcher, system_resolver
 from tests.fakes.web import DocServer
 
@@ -107,7 +107,7 @@ def test_attack_url_is_refused_with_its_reason(url, reason):
         err = refused(f, url)
     finally:
         f.close()
-    assert err.type == BlockedSource, f"{url}: {err.type}: {err.message}"
+    assert err.type == ErrorType.BLOCKED_SOURCE, f"{url}: {err.type}: {err.message}"
     assert err.non_retryable
     assert reason in err.message, err.message
 
@@ -115,7 +115,7 @@ def test_attack_url_is_refused_with_its_reason(url, reason):
 def test_redirect_to_metadata_is_refused(doc):
     f = make(doc)
     err = refused(f, f"{doc.url}/redirect/metadata")
-    assert err.type == BlockedSource and "169.254.169.254 is a cloud metadata address" in err.message
+    assert err.type == ErrorType.BLOCKED_SOURCE and "169.254.169.254 is a cloud metadata address" in err.message
     f.close()
 
 
@@ -123,7 +123,7 @@ def test_redirect_to_loopback_on_another_port_is_refused(doc, other):
     f = make(doc)
     n = len(other.requests)
     err = refused(f, f"{doc.url}/redirect/loopback?port={other.port}")
-    assert err.type == BlockedSource and "127.0.0.1 is a loopback address" in err.message
+    assert err.type == ErrorType.BLOCKED_SOURCE and "127.0.0.1 is a loopback address" in err.message
     assert f"port {other.port}" in err.message
     assert len(other.requests) == n, "the refused hop was connected to"
     f.close()
@@ -149,7 +149,7 @@ def test_cidr_allowlist_is_port_blind_and_ip_based(doc):
     f = make(allow=["127.0.0.0/8"])
     assert f.fetch(f"http://127.0.0.1:{doc.port}/page/breakers").status == 200
     # an allowlisted range does not open the metadata address
-    assert refused(f, "http://169.254.169.254/").type == BlockedSource
+    assert refused(f, "http://169.254.169.254/").type == ErrorType.BLOCKED_SOURCE
     f.close()
 
 
@@ -174,10 +174,10 @@ def test_body_is_capped_while_streaming(doc):
     f = make(doc, max_bytes=1024 * 1024)
     t = time.monotonic()
     err = refused(f, f"{doc.url}/huge")
-    assert err.type == BadDocument and err.non_retryable and "exceeds 1048576 bytes" in err.message
+    assert err.type == ErrorType.BAD_DOCUMENT and err.non_retryable and "exceeds 1048576 bytes" in err.message
     assert time.monotonic() - t < 5  # stopped reading, did not drain 128 MB
     err = refused(f, f"{doc.url}/declared-huge")
-    assert err.type == BadDocument and "10000000000 bytes" in err.message
+    assert err.type == ErrorType.BAD_DOCUMENT and "10000000000 bytes" in err.message
     f.close()
 
 
@@ -185,7 +185,7 @@ def test_redirects_are_capped(doc):
     f = make(doc, max_redirects=5)
     assert f.fetch(f"{doc.url}/redirect/chain/4").status == 200  # 5 redirects
     err = refused(f, f"{doc.url}/redirect/chain/5")  # 6 redirects
-    assert err.type == BlockedSource and "too many redirects" in err.message
+    assert err.type == ErrorType.BLOCKED_SOURCE and "too many redirects" in err.message
     f.close()
 
 
@@ -243,7 +243,7 @@ def test_dns_rebinding_is_caught_at_connect_time(doc):
     n = len(doc.requests)
     with pytest.raises(ApplicationError) as info:
         f.fetch(f"http://rebind.test:{doc.port}/page/breakers")
-    assert info.value.type == BlockedSource and "127.0.0.1 is a loopback address" in info.value.message
+    assert info.value.type == ErrorType.BLOCKED_SOURCE and "127.0.0.1 is a loopback address" in info.value.message
     assert len(calls) == 2 and len(doc.requests) == n
     f.close()
 
@@ -272,7 +272,7 @@ def test_ipv6_loopback_allowlisted_by_entry():
         assert f.fetch(f"http://[::1]:{port}/page/breakers").kind == "html"
         with pytest.raises(ApplicationError) as info:  # another port on ::1 is not allowlisted
             f.fetch(f"http://[::1]:{port + 1 if port < 65535 else port - 1}/")
-        assert info.value.type == BlockedSource and "::1 is a loopback address" in info.value.message
+        assert info.value.type == ErrorType.BLOCKED_SOURCE and "::1 is a loopback address" in info.value.message
         f.close()
     finally:
         httpd.shutdown()

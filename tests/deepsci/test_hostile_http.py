@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from deepsci.errors import BadDocument, BlockedSource
+from deepsci.errors import ErrorType
 from deepsci.fetcher import SafeFetcher, address_block_reason, named_host_block_reason, system_resolver
 from deepsci.search_providers import SearxngProvider, search_chain
 from tests.fakes.web import HostileServer, SearxngFake
@@ -95,7 +95,7 @@ def test_the_memory_probe_sees_a_large_allocation():
 def test_gzip_in_gzip_is_refused_without_inflating(hostile):
     with PeakRss() as rss:
         err = refused(make(hostile), f"{hostile.url}/bomb2")
-    assert err.type == BadDocument and err.non_retryable and one_line(err)
+    assert err.type == ErrorType.BAD_DOCUMENT and err.non_retryable and one_line(err)
     assert "more than one Content-Encoding" in err.message, err.message
     assert rss.growth_mb < MEMORY_BOUND_MB, f"{rss.growth_mb:.0f} MB"
 
@@ -103,7 +103,7 @@ def test_gzip_in_gzip_is_refused_without_inflating(hostile):
 def test_gzip_holding_4_gib_stops_at_the_cap_in_bounded_memory(hostile):
     with PeakRss() as rss:
         err = refused(make(hostile), f"{hostile.url}/bomb")
-    assert err.type == BadDocument and err.non_retryable and one_line(err)
+    assert err.type == ErrorType.BAD_DOCUMENT and err.non_retryable and one_line(err)
     assert f"exceeds {CAP} bytes" in err.message, err.message
     assert rss.growth_mb < MEMORY_BOUND_MB, f"{rss.growth_mb:.0f} MB"
 
@@ -112,7 +112,8 @@ def test_honest_gzip_still_reads_and_unknown_encodings_are_refused(hostile):
     got = make(hostile).fetch(f"{hostile.url}/gzip-page")
     assert got.kind == "html" and b"Circuit breakers for model providers" in got.data
     err = refused(make(hostile), f"{hostile.url}/br")
-    assert err.type == BadDocument and err.non_retryable and "unsupported Content-Encoding 'br'" in err.message
+    assert err.type == ErrorType.BAD_DOCUMENT and err.non_retryable
+    assert "unsupported Content-Encoding 'br'" in err.message
 
 
 @pytest.mark.parametrize("mode", ["bomb", "bomb2"])
@@ -123,7 +124,7 @@ def test_search_provider_refuses_a_bomb_and_the_chain_moves_on(mode):
             with pytest.raises(ApplicationError) as info:
                 SearxngProvider(bad.url, rate_per_s=100.0, timeout_s=10.0).search("q", 3)
         err = info.value
-        assert err.type == BadDocument and err.non_retryable and one_line(err) and "searxng" in err.message
+        assert err.type == ErrorType.BAD_DOCUMENT and err.non_retryable and one_line(err) and "searxng" in err.message
         assert rss.growth_mb < MEMORY_BOUND_MB, f"{rss.growth_mb:.0f} MB"
         hits = search_chain([SearxngProvider(bad.url, rate_per_s=100.0, timeout_s=10.0),
                              SearxngProvider(good.url, rate_per_s=100.0, timeout_s=10.0)], "q", 3)
@@ -175,7 +176,7 @@ LOCATIONS = ["data:text/html,<h1>hi</h1>", "mailto:someone@example.org", "javasc
 def test_redirect_to_another_scheme_is_refused_once(hostile, location):
     n = len(hostile.requests)
     err = refused(make(hostile), f"{hostile.url}/to?loc={quote(location)}")
-    assert err.type == BlockedSource and err.non_retryable and one_line(err), err.message
+    assert err.type == ErrorType.BLOCKED_SOURCE and err.non_retryable and one_line(err), err.message
     assert "unsupported URL scheme" in err.message
     assert len(hostile.requests) == n + 1  # the redirect itself, nothing after it
 
@@ -184,12 +185,12 @@ def test_redirect_to_another_scheme_is_refused_once(hostile, location):
                                       "http://" + "x" * 70 + ".org/"])
 def test_redirect_to_a_broken_url_is_refused(hostile, location):
     err = refused(make(hostile), f"{hostile.url}/to?loc={quote(location)}")
-    assert err.type == BlockedSource and err.non_retryable and one_line(err), err.message
+    assert err.type == ErrorType.BLOCKED_SOURCE and err.non_retryable and one_line(err), err.message
 
 
 def test_malformed_content_length_is_a_bad_document(hostile):
     err = refused(make(hostile), f"{hostile.url}/bad-length")
-    assert err.type == BadDocument and err.non_retryable and "malformed HTTP response" in err.message
+    assert err.type == ErrorType.BAD_DOCUMENT and err.non_retryable and "malformed HTTP response" in err.message
 
 
 @pytest.mark.parametrize("url", ["http://xn--/", "http://xn--ab-.example/", "http://a..example.org/",
@@ -203,7 +204,7 @@ def test_invalid_host_names_fail_for_good_without_a_dns_query(url):
         raise OSError("no DNS in tests")
 
     err = refused(SafeFetcher(max_bytes=CAP, timeout_s=5, resolver=resolver), url)
-    assert err.type == BlockedSource and err.non_retryable and one_line(err), f"{err.type}: {err.message}"
+    assert err.type == ErrorType.BLOCKED_SOURCE and err.non_retryable and one_line(err), f"{err.type}: {err.message}"
     assert "invalid host name" in err.message or "invalid URL" in err.message
     assert asked == []
 
@@ -236,5 +237,5 @@ def test_allowlisted_name_resolving_to_metadata_is_refused_end_to_end(hostile):
     finally:
         f.close()
     err = info.value
-    assert err.type == BlockedSource and err.non_retryable
+    assert err.type == ErrorType.BLOCKED_SOURCE and err.non_retryable
     assert "169.254.169.254 is a cloud metadata address" in err.message and "allow-listed" in err.message

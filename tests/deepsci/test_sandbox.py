@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from deepsci.errors import BadDocument, non_retryable
+from deepsci.errors import ErrorType, non_retryable
 from deepsci.parser_child import DEFAULT_PRELOAD
 from deepsci.parser_pool import ParserPool
 from deepsci.parsing import ParsedDocument, Segment, parse_document
@@ -84,7 +84,7 @@ def raise_value_error(data: bytes, uri: str, max_bytes: int) -> ParsedDocument:
 
 
 def raise_bad_document(data: bytes, uri: str, max_bytes: int) -> ParsedDocument:
-    raise non_retryable(BadDocument, "the custom reason, kept word for word")
+    raise non_retryable(ErrorType.BAD_DOCUMENT, "the custom reason, kept word for word")
 
 
 def chatty_then_ok(data: bytes, uri: str, max_bytes: int) -> ParsedDocument:

@@ -12,7 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from deepsci.contracts import ResearchRequest, SearchHit
-from deepsci.errors import InvalidInput
+from deepsci.errors import ErrorType
 from deepsci.search_providers import (
     ArxivProvider,
     BraveProvider,
@@ -71,7 +71,7 @@ def test_brave_api_with_key(fakes):
     assert info.value.type == "HTTP401" and info.value.non_retryable and "API key" in info.value.message
     with pytest.raises(ApplicationError) as info:
         BraveProvider(fakes["brave"].url, None, **FAST).search("q", 5)
-    assert info.value.type == InvalidInput
+    assert info.value.type == ErrorType.INVALID_INPUT
 
 
 def test_tavily_api_with_key(fakes):
@@ -176,7 +176,7 @@ def test_token_bucket_waits_then_refuses():
 def test_unknown_provider_is_invalid_input(settings):
     with pytest.raises(ApplicationError) as info:
         build_providers(["bing"], settings)
-    assert info.value.type == InvalidInput and info.value.non_retryable
+    assert info.value.type == ErrorType.INVALID_INPUT and info.value.non_retryable
 
 
 async def test_run_with_searxng_cites_fetched_pages(env, deps):
