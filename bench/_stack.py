@@ -44,6 +44,19 @@ def emit(figures: dict) -> None:
     sys.stdout.flush()
 
 
+def run_on(stack: PrivateStack, bench, args) -> int:
+    """Run ``bench(args, stack)`` on the private stack, stop the stack whatever happens, print the
+    figures as the last JSON line."""
+    import asyncio
+
+    try:
+        out = asyncio.run(bench(args, stack))
+    finally:
+        stack.close()
+    emit(out)
+    return 0
+
+
 def free_ports(n: int) -> list[int]:
     socks: list[socket.socket] = []
     try:

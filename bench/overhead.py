@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _probe import ProbeWorkflow, noop
-from _stack import CORPUS, DATASET, PrivateStack, emit, log
+from _stack import CORPUS, DATASET, PrivateStack, log, run_on
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
@@ -386,12 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.questions < 1:
         ap.error("--rounds and --questions must be >= 1")
     pstack = PrivateStack(keep=args.keep, prefix="overhead")
-    try:
-        out = asyncio.run(bench(args, pstack))
-    finally:
-        pstack.close()
-    emit(out)
-    return 0
+    return run_on(pstack, bench, args)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import sys
 import time
 import uuid
 
-from _stack import CORPUS, DATASET, PrivateStack, emit, log, tree_cpu_s, tree_rss_mb
+from _stack import CORPUS, DATASET, PrivateStack, log, run_on, tree_cpu_s, tree_rss_mb
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
@@ -197,12 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         argv_w, env = stack.worker_argv(), {}
     pstack = PrivateStack(keep=args.keep, prefix="parked", env=env, worker_argv=argv_w)
-    try:
-        out = asyncio.run(bench(args, pstack))
-    finally:
-        pstack.close()
-    emit(out)
-    return 0
+    return run_on(pstack, bench, args)
 
 
 if __name__ == "__main__":
