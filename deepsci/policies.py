@@ -36,11 +36,6 @@ class ActivityOptions:
         return out
 
 
-# Every attempt heartbeats every 3 s (workers/heartbeats.py): a dead worker's activity is retried
-# elsewhere about 10 s after the worker died, not after its start-to-close timeout.
-HEARTBEAT = timedelta(seconds=10)
-
-
 @dataclass(frozen=True)
 class Policies:
     """The named policies, as attributes: a misspelt name fails where the route table is built
@@ -48,15 +43,17 @@ class Policies:
 
     Third-party client timeouts must stay below these start-to-close values (Temporal owns retries).
     The heartbeat timeout is what detects a dead worker quickly: every activity attempt heartbeats
-    every few seconds while it runs (workers/heartbeats.py), so every policy has a short one.
+    every few seconds while it runs (workers/heartbeats.py). Shorter heartbeat timeouts (10 s, and
+    one for store and notify) were tried and left out for now: on the time-skipping test server a
+    skipped gate deadline fired them on activities that were still running (docs/performance.md).
     """
 
-    llm: ActivityOptions = ActivityOptions(timedelta(minutes=3), _retry(1, 60, 8), HEARTBEAT)
-    search: ActivityOptions = ActivityOptions(timedelta(minutes=5), _retry(1, 30, 6), HEARTBEAT)
-    fetch: ActivityOptions = ActivityOptions(timedelta(minutes=2), _retry(1, 30, 5), HEARTBEAT)
-    embed: ActivityOptions = ActivityOptions(timedelta(minutes=10), _retry(1, 30, 6), HEARTBEAT)
-    store: ActivityOptions = ActivityOptions(timedelta(seconds=60), _retry(0.5, 10, 10), HEARTBEAT)
-    notify: ActivityOptions = ActivityOptions(timedelta(seconds=30), _retry(1, 60, 10), HEARTBEAT)
+    llm: ActivityOptions = ActivityOptions(timedelta(minutes=3), _retry(2, 60, 8), timedelta(seconds=30))
+    search: ActivityOptions = ActivityOptions(timedelta(minutes=5), _retry(1, 30, 6), timedelta(seconds=30))
+    fetch: ActivityOptions = ActivityOptions(timedelta(minutes=2), _retry(1, 30, 5), timedelta(seconds=30))
+    embed: ActivityOptions = ActivityOptions(timedelta(minutes=10), _retry(1, 30, 6), timedelta(seconds=60))
+    store: ActivityOptions = ActivityOptions(timedelta(seconds=60), _retry(0.5, 10, 10))
+    notify: ActivityOptions = ActivityOptions(timedelta(seconds=30), _retry(1, 60, 10))
 
     def items(self) -> list[tuple[str, ActivityOptions]]:
         """(name, options) of every policy, e.g. for tests that check them all."""

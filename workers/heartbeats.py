@@ -19,7 +19,7 @@ from deepsci.heartbeat import heartbeating
 
 __all__ = ["HEARTBEAT_EVERY_S", "Heartbeats"]
 
-# Well under the 10 s heartbeat timeouts: the SDK batches heartbeats at 0.8 x the timeout.
+# Well under every heartbeat timeout (deepsci/policies.py): the SDK batches heartbeats at 0.8 x the timeout.
 HEARTBEAT_EVERY_S = 3.0
 
 
