@@ -29,7 +29,7 @@ async def test_run_wait_json_prints_the_report_contract(env, worker, settings):
     assert doc["workflow_id"] == f"research-cli-{worker}" and doc["status"] == "published"
     assert doc["mode"] == "offline" and doc["citations"] and doc["report_markdown"].startswith("# ")
     for c in doc["citations"]:
-        assert set(c) == {"n", "source_id", "title", "uri", "locator", "quote"}
+        assert set(c) == {"n", "ref", "source_id", "title", "uri", "locator", "quote", "claim"}
     code, out, _ = await _deepsci(e, "result", f"research-cli-{worker}", "--json")
     assert code == 0 and json.loads(out) == doc
 
