@@ -138,17 +138,25 @@ async def observed(env, deps, phoenix, spans_in_memory) -> Observed:
                 req = ResearchRequest(question=QUESTION, corpus=str(CORPUS), max_sub_questions=2, auto_approve=True)
                 started = await start_or_attach(client, ms, req, f"research-otel-{uuid.uuid4().hex[:8]}")
                 result = await started.handle.result()
-            await asyncio.sleep(2.5)  # the exporter drains the SDK's metric buffer every second
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-                page = r.read().decode()
+            # The exporter drains the SDK's metric buffer every second; under load it can lag, so read
+            # until the finished run is on the page (or 60 s pass and the tests say what is missing).
+            for _ in range(60):
+                await asyncio.sleep(1)
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                    page = r.read().decode()
+                if "deepsci_runs_finished" in page and "gen_ai_client_token_usage" in page:
+                    break
         billed = fake.billed_totals()
     trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
     assert started.trace_id
     expected = {"research run", "RunWorkflow:ResearchWorkflow", "RunWorkflow:InvestigateWorkflow",
                 "RunActivity:publish", "gate report"}
-    for _ in range(60):  # Phoenix ingests asynchronously
+    # Every span of the run this process ended (the in-memory copy is complete after the flush)...
+    ended = [sp for sp in spans_in_memory.get_finished_spans()
+             if format(sp.context.trace_id, "032x") == started.trace_id]
+    for _ in range(120):  # ...must have reached Phoenix, which ingests asynchronously (slow under load)
         spans = _trace_spans(phoenix, started.trace_id)
-        if expected <= {sp["name"] for sp in spans}:
+        if expected <= {sp["name"] for sp in spans} and len(spans) >= len(ended):
             break
         await asyncio.sleep(1)
     samples = {(smp.name, tuple(sorted(smp.labels.items()))): smp.value
