@@ -86,11 +86,15 @@ def phoenix(settings, tmp_path_factory):
 def spans_in_memory(phoenix):
     """The process's tracer provider: spans go to Phoenix (OTLP/HTTP) and to memory."""
     memory = InMemorySpanExporter()
-    provider = TracerProvider()
+    # OpenTelemetry's global provider can be set once per process: when an earlier test of the
+    # session installed one, add the processors to it instead of being silently ignored.
+    current = trace.get_tracer_provider()
+    provider = current if isinstance(current, TracerProvider) else TracerProvider()
     to_phoenix = BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{phoenix}/v1/traces"))
     provider.add_span_processor(to_phoenix)
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    trace.set_tracer_provider(provider)
+    if provider is not current:
+        trace.set_tracer_provider(provider)
     yield memory
     to_phoenix.shutdown()  # before Phoenix stops: later tests' spans are not retried against it
 
