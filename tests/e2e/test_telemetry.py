@@ -120,9 +120,33 @@ class Observed:
     billed: object
 
 
+def _fresh_corpus(dest):
+    """The corpus with unique bytes in every text document: the store is content-addressed and
+    shared by the session, so without this an earlier test's run leaves nothing to parse or embed
+    and the trace would have no parse/embed spans."""
+    marker = uuid.uuid4().hex
+    for src in CORPUS.iterdir():
+        data = src.read_bytes()
+        if src.suffix in (".md", ".html"):
+            data += f"\n<!-- {marker} -->\n".encode()
+        (dest / src.name).write_bytes(data)
+    return dest
+
+
+def _samples(page: str) -> dict[tuple[str, tuple], float]:
+    return {(smp.name, tuple(sorted(smp.labels.items()))): smp.value
+            for fam in text_string_to_metric_families(page) for smp in fam.samples}
+
+
+def _total(m: dict[tuple[str, tuple], float], name: str, **labels: str) -> float:
+    return sum(v for (n, lab), v in m.items()
+               if n == name and all(dict(lab).get(k) == val for k, val in labels.items()))
+
+
 @pytest.fixture(scope="module")
-async def observed(env, deps, phoenix, spans_in_memory) -> Observed:
+async def observed(env, deps, phoenix, spans_in_memory, tmp_path_factory) -> Observed:
     """One traced model-mode run, its spans from Phoenix and its /metrics page."""
+    corpus = _fresh_corpus(tmp_path_factory.mktemp("otel-corpus"))
     port = free_port()
     s = deps.settings.model_copy(update={"metrics_port": port})
     assert obs_metrics.start_endpoint(s)
@@ -139,18 +163,20 @@ async def observed(env, deps, phoenix, spans_in_memory) -> Observed:
         async with obs_metrics.serve_metrics(ms) as serving:
             assert serving
             async with running(build_workers(client, model_deps, ms.task_queue_prefix)):
-                req = ResearchRequest(question=QUESTION, corpus=str(CORPUS), max_sub_questions=2, auto_approve=True)
+                req = ResearchRequest(question=QUESTION, corpus=str(corpus), max_sub_questions=2, auto_approve=True)
                 started = await start_or_attach(client, ms, req, f"research-otel-{uuid.uuid4().hex[:8]}")
                 result = await started.handle.result()
+            billed = fake.billed_totals()
             # The exporter drains the SDK's metric buffer every second; under load it can lag, so read
-            # until the finished run is on the page (or 60 s pass and the tests say what is missing).
-            for _ in range(60):
+            # until the finished run and every billed token are on the page (or 120 s pass and the
+            # tests say what is missing).
+            for _ in range(120):
                 await asyncio.sleep(1)
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
-                    page = r.read().decode()
-                if "deepsci_runs_finished" in page and "gen_ai_client_token_usage" in page:
+                    samples = _samples(r.read().decode())
+                if (_total(samples, "deepsci_runs_finished_total", outcome="published") >= 1
+                        and _total(samples, "gen_ai_client_token_usage_sum") >= billed.tokens_in + billed.tokens_out):
                     break
-        billed = fake.billed_totals()
     trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
     assert started.trace_id
     expected = {"research run", "RunWorkflow:ResearchWorkflow", "RunWorkflow:InvestigateWorkflow",
@@ -163,8 +189,6 @@ async def observed(env, deps, phoenix, spans_in_memory) -> Observed:
         if expected <= {sp["name"] for sp in spans} and len(spans) >= len(ended):
             break
         await asyncio.sleep(1)
-    samples = {(smp.name, tuple(sorted(smp.labels.items()))): smp.value
-               for fam in text_string_to_metric_families(page) for smp in fam.samples}
     return Observed(result, started.trace_id, spans, samples, await started.handle.fetch_history(),
                     started.handle, billed)
 
@@ -218,8 +242,7 @@ async def test_metrics_page_counts_the_run_and_its_tokens(observed):
     m = observed.metrics
 
     def total(name: str, **labels: str) -> float:
-        return sum(v for (n, lab), v in m.items()
-                   if n == name and all(dict(lab).get(k) == val for k, val in labels.items()))
+        return _total(m, name, **labels)
 
     assert total("deepsci_runs_started_total") >= 1
     assert total("deepsci_runs_finished_total", outcome="published") >= 1
