@@ -181,6 +181,12 @@ class Settings(BaseSettings):
     # it (e.g. parked at a gate) is rebuilt by replaying its history when its next task arrives; the
     # SDK default of 1,000 keeps ~1,000 parked runs in memory (docs/performance.md, "Parked runs").
     worker_max_cached_workflows: int = Field(default=200, ge=0)
+    # Workflow tasks a worker runs at once. Workflow code is pure Python under the GIL, so more in
+    # parallel only makes each slower: with the SDK default (100, on 500 threads) a burst of 40 new
+    # runs on a busy 2-core host made every task outlast its 10 s timeout, and the retried tasks
+    # never got through (0 of 40 runs reached the plan gate in 4 min). A few at a time finish in
+    # order, each well inside its timeout (docs/failure-modes.md).
+    worker_workflow_tasks: int = Field(default=4, ge=2, le=100)
 
     # Observability (deepsci/observe, docs/observability.md). Traces go to OTEL_EXPORTER_OTLP_ENDPOINT
     # (the standard OTEL_* variables) when it is set, else to the embedded backend (Phoenix, started

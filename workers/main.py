@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -66,9 +67,13 @@ def build_workers(client: Client, deps: Deps, prefix: str, roles: Sequence[Role]
             # A bounded cache: parked runs beyond it are evicted and rebuilt from history on their
             # next task. A sticky task not picked up in 3 s goes to any worker, so a dead worker's
             # runs move on in seconds (docs/performance.md).
+            # Workflow tasks are GIL-bound: a few at a time, each on its own thread (settings).
+            n = deps.settings.worker_workflow_tasks
             workers.append(Worker(client, task_queue=q.workflows, interceptors=tracing,
                                   workflows=[ResearchWorkflow, InvestigateWorkflow],
                                   max_cached_workflows=deps.settings.worker_max_cached_workflows,
+                                  max_concurrent_workflow_tasks=n, max_concurrent_workflow_task_polls=min(n, 5),
+                                  workflow_task_executor=ThreadPoolExecutor(n, thread_name_prefix="workflow-task"),
                                   sticky_queue_schedule_to_start_timeout=STICKY_TIMEOUT))
         else:
             # Tracing outermost: the attempt's span is current when its family's pool runs it.
