@@ -2,8 +2,8 @@
 
 The model engine writes when a model is configured (deps.llm), the offline extractive engine
 otherwise; a model's claims are checked against their quotes (deps.claims), the offline engine's
-are the quotes themselves. Drafts and the report are artifacts in Postgres (claim check): the workflow only sees
-keys, counts, usage and the citation list.
+are the quotes themselves. Drafts and the report are artifacts in Postgres (claim check): the
+workflow only sees keys, counts, usage and the citation list.
 """
 
 from __future__ import annotations
