@@ -1,8 +1,9 @@
 """Writing activities: draft one section, critique all sections, aggregate the cited report.
 
 The model engine writes when a model is configured (deps.llm), the offline extractive engine
-otherwise. Drafts and the report are artifacts in Postgres (claim check): the workflow only sees
-keys, counts, usage and the citation list.
+otherwise; a model's claims are checked against their quotes (deps.claims), the offline engine's
+are the quotes themselves. Drafts and the report are artifacts in Postgres (claim check): the
+workflow only sees keys, counts, usage and the citation list.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ class WritingActivities:
 
     @property
     def _model(self) -> ModelEngine | None:
-        return ModelEngine(self.deps.llm) if self.deps.llm else None
+        return ModelEngine(self.deps.llm, self.deps.claims) if self.deps.llm else None
 
     @activity.defn(name="draft")
     def draft(self, inp: DraftInput) -> DraftRef:
         chunks = self.deps.store.get_chunks([e.point_id for e in inp.evidence])
-        usage, dropped = LlmUsage(), []
+        usage, dropped, unsupported = LlmUsage(), [], 0
         engine = self._model
         if engine is None:
             evidence = [(e.point_id, chunks[e.point_id]["text"], e.score)
@@ -56,7 +57,7 @@ class WritingActivities:
             res = engine.draft(inp.question, inp.sub_question.text,
                                [(e.point_id, chunks[e.point_id]) for e in inp.evidence if e.point_id in chunks],
                                inp.notes, inp.idempotency_key)
-            picked, dropped, usage = res.sentences, res.dropped, res.usage
+            picked, dropped, usage, unsupported = res.sentences, res.dropped, res.usage, res.unsupported
         sentences = []
         for s in picked:
             c = chunks[s["point_id"]]
@@ -67,7 +68,7 @@ class WritingActivities:
         self.deps.store.put_artifact(inp.idempotency_key, "draft", body)
         return DraftRef(key=inp.idempotency_key, sub_question_id=inp.sub_question.id,
                         sentences=len(sentences), usage=usage,
-                        citations_dropped=len(dropped))
+                        citations_dropped=len(dropped) - unsupported, claims_unsupported=unsupported)
 
     @activity.defn(name="critique")
     def critique(self, inp: CritiqueInput) -> Critique:

@@ -144,6 +144,8 @@ class Stats(Model):
     tokens_out: int = 0
     cost_usd: float = 0.0
     citations_dropped: int = Field(default=0, description="Model citations whose quote was not in the chunk.")
+    claims_unsupported: int = Field(default=0, description="Model claims whose verified quote does not support "
+                                                           "them (deepsci/claims.py); dropped like a bad quote.")
 
 
 class Degradation(Model):
@@ -231,6 +233,7 @@ class Progress(Model):
     tokens_out: int = 0
     cost_usd: float = 0.0
     citations_dropped: int = 0
+    claims_unsupported: int = 0
     budget_usd: float | None = None
     max_llm_calls: int | None = None
     budget_stop: str | None = Field(default=None, description="Why the run is stopped by its budget.")
@@ -369,6 +372,8 @@ class DraftRef(Model):
     sentences: int
     usage: LlmUsage = Field(default_factory=LlmUsage)
     citations_dropped: int = 0
+    claims_unsupported: int = Field(default=0, description="Claims dropped because their quote does not "
+                                                           "support them.")
     failed: str = Field(default="", description="Why drafting failed for good; then there is no artifact.")
     sub_question: str = Field(default="", description="The sub-question's text, set when ``failed`` is.")
 

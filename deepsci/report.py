@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from deepsci.claims import UNSUPPORTED
 from deepsci.contracts import Citation, SourceRecord
 from deepsci.engine.offline import FACETS, NO_ANSWER, SECTION_SENTENCES
 
@@ -14,7 +15,10 @@ ENGINE_NOTE = {
 
 
 MODEL_NOTE = ("Written by {mode}: every claim cites a passage that was checked to appear verbatim in the "
-              "cited source; claims whose quote did not check out were dropped.")
+              "cited source and to support the claim; claims whose quote did not check out, or did not "
+              "support them, were dropped.")
+UNSUPPORTED_NOTE = ("_{n} drafted claim{s} left out: the quoted passage, though verbatim in its source, "
+                    "does not support what the claim says._")
 PARTIAL_NOTE = ("_Partial report: the run stopped at its budget before finishing; sections not drafted "
                 "yet are missing._")
 
@@ -51,6 +55,9 @@ def render_report(
     lines = [f"# {question}", "", f"_Mode: {mode}. {note}_", ""]
     if partial:
         lines += [PARTIAL_NOTE, ""]
+    unsupported = sum(1 for d in drafts for x in d.get("dropped", []) if x.get("reason") == UNSUPPORTED)
+    if unsupported:  # counted, not shown: a claim its quote does not support may be a planted one
+        lines += [UNSUPPORTED_NOTE.format(n=unsupported, s="" if unsupported == 1 else "s"), ""]
     first: list[str] = []
     sections: list[dict] = []  # title, sentences, also (merged sub-questions), empty (what is missing)
 

@@ -66,6 +66,7 @@ class Budget:
     done: int = 0  # model steps finished
     inflight: int = 0
     citations_dropped: int = 0
+    claims_unsupported: int = 0  # from DraftRef; 0 in histories from before the claim check
     stop: str | None = None  # why the run is stopped by its budget
     stop_deadline: datetime | None = None
     partial: ReportRef | None = None  # the report saved when the budget stopped the run
@@ -126,6 +127,7 @@ class Budget:
             self.done += 1
             self.usage = self.usage.plus(out.usage)  # type: ignore[attr-defined]
             self.citations_dropped += getattr(out, "citations_dropped", 0)
+            self.claims_unsupported += getattr(out, "claims_unsupported", 0)
             workflow.upsert_search_attributes([sa.COST_USD.value_set(self.usage.cost_usd),
                                                sa.LLM_CALLS.value_set(self.calls)])
             return out

@@ -330,7 +330,8 @@ class ResearchWorkflow:
 
     def _stats(self, duration_s: float = 0.0) -> Stats:
         b = self.budget
-        return run_stats(self.sources.values(), self.chunks, b.calls, b.usage, b.citations_dropped, duration_s)
+        return run_stats(self.sources.values(), self.chunks, b.calls, b.usage, b.citations_dropped, duration_s,
+                         b.claims_unsupported)
 
     def _result(self, wid: str, req: ResearchRequest, status: RunStatus, started: datetime,
                 message: str, report: ReportRef | None = None) -> ResearchResult:

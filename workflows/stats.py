@@ -13,7 +13,8 @@ __all__ = ["run_stats"]
 
 
 def run_stats(sources: Iterable[SourceRecord], chunks_by_hash: Mapping[str, int], llm_calls: int,
-              usage: LlmUsage, citations_dropped: int, duration_s: float = 0.0) -> Stats:
+              usage: LlmUsage, citations_dropped: int, duration_s: float = 0.0,
+              claims_unsupported: int = 0) -> Stats:
     """Sources found/parsed/failed (each URI once), chunks indexed (each document once) and model spend."""
     srcs = list(sources)
     return Stats(
@@ -27,4 +28,5 @@ def run_stats(sources: Iterable[SourceRecord], chunks_by_hash: Mapping[str, int]
         tokens_out=usage.tokens_out,
         cost_usd=usage.cost_usd,
         citations_dropped=citations_dropped,
+        claims_unsupported=claims_unsupported,
     )

@@ -1,8 +1,9 @@
 """The model engine: plan, draft, critique and summarise with an OpenAI-compatible chat model.
 
 Citations are checked, not trusted: a drafted claim keeps its citation only if its quote appears
-verbatim (up to whitespace) in the evidence chunk it names; otherwise the claim is dropped and
-counted, and the critique step is told. Nothing from the model reaches the report unchecked.
+verbatim (up to whitespace) in the evidence chunk it names, and the claim is supported by that quote
+(deepsci/claims.py); otherwise the claim is dropped and counted, and the critique step is told.
+Nothing from the model reaches the report unchecked.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from deepsci.claims import UNSUPPORTED, ClaimChecker
 from deepsci.contracts import LlmUsage
 from deepsci.llm import prompts
 from deepsci.llm.schemas import AggregateOut, CritiqueOut, DraftOut, PlanOut
@@ -27,6 +29,16 @@ class DraftResult:
     sentences: list[dict] = field(default_factory=list)  # point_id, quote, text
     dropped: list[dict] = field(default_factory=list)  # evidence_id, quote, text, reason
     usage: LlmUsage = field(default_factory=LlmUsage)
+
+    @property
+    def unsupported(self) -> int:
+        """Claims dropped because their (verbatim) quote does not support them."""
+        return sum(1 for d in self.dropped if d["reason"] == UNSUPPORTED)
+
+    @property
+    def quotes_failed(self) -> int:
+        """Claims dropped because their quote or evidence id did not check out."""
+        return len(self.dropped) - self.unsupported
 
 
 _BLOCK_ID = re.compile(r"^[\[(\s]*([A-Za-z]?)\s*[-_#]?\s*(\d+)[\])\s.]*$")
@@ -63,8 +75,10 @@ def check_quote(quote: str, chunk_text: str | None) -> str | None:
 
 
 class ModelEngine:
-    def __init__(self, llm) -> None:  # deepsci.llm.client.LlmClient
+    def __init__(self, llm, claims: ClaimChecker | None = None) -> None:  # llm: deepsci.llm.client.LlmClient
+        """``claims`` judges each claim against its verified quote; without it only quotes are checked."""
         self.llm = llm
+        self.claims = claims
 
     @property
     def mode(self) -> str:
@@ -95,14 +109,17 @@ class ModelEngine:
         with span("citation_check", **{"deepsci.claims": len(out.claims)}) as sp:
             self._check_claims(out, blocks, res)
             sp.set_attributes({"deepsci.citations.kept": len(res.sentences),
-                               "deepsci.citations.dropped": len(res.dropped)})
+                               "deepsci.citations.dropped": res.quotes_failed,
+                               "deepsci.claims.unsupported": res.unsupported})
         m.CITATIONS.add(len(res.sentences), {"outcome": "kept"})
-        m.CITATIONS.add(len(res.dropped), {"outcome": "dropped"})
+        m.CITATIONS.add(res.quotes_failed, {"outcome": "dropped"})
+        m.CITATIONS.add(res.unsupported, {"outcome": "unsupported"})
         return res
 
-    @staticmethod
-    def _check_claims(out: DraftOut, blocks: dict[str, tuple[str, dict]], res: DraftResult) -> None:
-        """Keep a claim only if its quote is verbatim in the chunk it names."""
+    def _check_claims(self, out: DraftOut, blocks: dict[str, tuple[str, dict]], res: DraftResult) -> None:
+        """Keep a claim only if its quote is verbatim in the chunk it names and supports it (all the
+        claims of one draft are judged with one embedding batch)."""
+        verified: list[tuple[str, dict[str, str]]] = []
         for claim in out.claims:
             eid = block_id(claim.evidence_id, "E")
             pid, chunk = blocks.get(eid, (None, None))
@@ -111,8 +128,16 @@ class ModelEngine:
                 res.dropped.append({"evidence_id": claim.evidence_id, "quote": claim.quote[:300],
                                     "text": claim.text[:300], "reason": why or "empty claim"})
                 continue
-            res.sentences.append({"point_id": pid, "quote": clean_quote(claim.quote),
-                                  "text": normalize_ws(claim.text)})
+            verified.append((claim.evidence_id, {"point_id": str(pid), "quote": clean_quote(claim.quote),
+                                                 "text": normalize_ws(claim.text)}))
+        verdicts = self.claims.check([(s["text"], s["quote"]) for _, s in verified]) if self.claims else None
+        for i, (raw_id, s) in enumerate(verified):
+            v = verdicts[i] if verdicts is not None else None
+            if v is not None and not v.supported:
+                res.dropped.append({"evidence_id": raw_id, "quote": s["quote"][:300], "text": s["text"][:300],
+                                    "reason": v.reason, "score": v.score})
+                continue
+            res.sentences.append(s)
 
     def critique(self, question: str, sections: list[dict], reviewer_comment: str,
                  key: str) -> tuple[list[tuple[str, str]], LlmUsage]:

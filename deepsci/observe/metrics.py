@@ -44,7 +44,8 @@ SEARCHES = METER.create_counter("deepsci_searches", description="Searches, by pr
 RETRIEVAL_DURATION = METER.create_histogram("deepsci_retrieval_duration", unit="s",
                                             description="Evidence retrieval latency")
 RETRIEVAL_HITS = METER.create_histogram("deepsci_retrieval_hits", description="Evidence chunks per retrieval")
-CITATIONS = METER.create_counter("deepsci_citations", description="Drafted citations, by outcome (kept/dropped)")
+CITATIONS = METER.create_counter("deepsci_citations",
+                                 description="Drafted citations, by outcome (kept/dropped/unsupported)")
 EMBEDDED_TEXTS = METER.create_counter("deepsci_embedded_texts", description="Texts embedded, by model")
 SLACK_POSTS = METER.create_counter("deepsci_slack_posts", description="Slack posts, by kind and outcome")
 

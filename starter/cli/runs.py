@@ -133,9 +133,10 @@ def print_result(s, res: ResearchResult, as_json: bool, trace_id: str | None = N
     st = res.stats
     console.print(f"sources {st.sources_found} found, {st.sources_parsed} parsed, {st.sources_failed} failed; "
                   f"{st.chunks_indexed} chunks; {st.llm_calls} engine calls; {st.duration_s:.1f}s")
-    if st.tokens_in or st.cost_usd or st.citations_dropped:
+    if st.tokens_in or st.cost_usd or st.citations_dropped or st.claims_unsupported:
         console.print(f"model: {st.tokens_in} tokens in, {st.tokens_out} out, ${st.cost_usd:.4f}; "
-                      f"{st.citations_dropped} citations dropped (quote not in its source)")
+                      f"{st.citations_dropped} citations dropped (quote not in its source); "
+                      f"{st.claims_unsupported} claims dropped (not supported by their quote)")
     if res.report_path:
         link_line("report", res.report_path)
     link_line("web ui", web_ui_link(s, res.workflow_id))

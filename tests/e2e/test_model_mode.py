@@ -11,7 +11,7 @@ from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
 
 from deepsci.contracts import BudgetRaise, ResearchRequest
 from deepsci.text import quote_in
-from tests.fakes.openai_server import HALLUCINATED_QUOTE, FakeOpenAI
+from tests.fakes.openai_server import HALLUCINATED_QUOTE, HOSTILE_CLAIM, FakeOpenAI
 from tests.helpers import CORPUS, model_workers, start_run, wait_progress
 from tests.helpers import MODEL_PRICES as PRICES
 from workflows import search_attributes as sa
@@ -107,6 +107,25 @@ async def test_a_hallucinated_citation_is_dropped_counted_and_critiqued(env, dep
     assert_citations_check_out(deps, result)
     critiques = [u for schema, u in fake.prompts if schema == "CritiqueOut"]
     assert critiques and 'dropped_citations="1"' in critiques[0]
+
+
+async def test_a_claim_its_real_quote_does_not_support_is_dropped_and_counted(env, deps):
+    # A model that obeyed a hostile document: its claim cites a real sentence, verbatim, that says
+    # nothing of the kind. The quote check passes it; the claim check must not.
+    with FakeOpenAI(hostile_claim=True) as fake:
+        async with model_workers(env, deps, fake) as prefix:
+            result = await (await start_run(env.client, prefix, _req(max_revision_rounds=0))).result()
+    assert result.status == "published"
+    drafted = sum(1 for schema, u in fake.prompts if schema == "DraftOut" and "<<<UNTRUSTED-" in u)
+    assert result.stats.claims_unsupported == drafted >= 1  # one planted claim per drafted section
+    assert result.stats.citations_dropped == 0  # its quote was real
+    assert all(HOSTILE_CLAIM not in (c.claim or c.quote) for c in result.citations)
+    # the model's supported claims ("The source states that ..." + the quote's words) are kept
+    assert result.citations and all(c.claim.startswith("The source states that") for c in result.citations)
+    assert_citations_check_out(deps, result)
+    report = deps.store.get_report(result.workflow_id)["markdown"]
+    assert HOSTILE_CLAIM not in report
+    assert f"{drafted} drafted claim{'s' if drafted > 1 else ''} left out" in report
 
 
 async def test_a_tiny_budget_stops_cleanly_and_raise_budget_resumes(env, deps):

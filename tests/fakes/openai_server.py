@@ -14,8 +14,9 @@ overflow of other servers: "context_llamacpp", "context_llamacpp_old", "context_
 "context_vllm_v1", "context_ollama" (``CONTEXT_ERRORS``)),
 ``error_rate`` / ``error_kinds`` / ``seed`` (random faults when the queue is empty), ``retry_after``
 (sent with 429), ``slow_s``,
-``hallucinate`` (a draft claim whose quote is in no block), ``models`` (if set, other model names
-get 404). Weak-model knobs, like a small model behind llama.cpp: ``runaway`` (lists grow until
+``hallucinate`` (a draft claim whose quote is in no block), ``hostile_claim`` (a draft claim a hostile
+document would plant, ``HOSTILE_CLAIM``, citing a real sentence of the first block), ``models`` (if
+set, other model names get 404). Weak-model knobs, like a small model behind llama.cpp: ``runaway`` (lists grow until
 max_tokens cuts the reply off, unless the schema bounds them with maxItems, which a grammar
 enforces: then they are filled up to it), ``wrong_ids`` (evidence and section ids written ``1``,
 ``e2``, ``[E3]``, ``E 4``), ``broken`` (schema names whose replies always have the wrong shape,
@@ -43,7 +44,7 @@ import numpy as np
 
 from tests.fakes.web import FakeServer, _Handler
 
-__all__ = ["FakeOpenAI", "Call", "parse_blocks", "FAULTS", "CONTEXT_ERRORS"]
+__all__ = ["FakeOpenAI", "Call", "parse_blocks", "FAULTS", "CONTEXT_ERRORS", "HALLUCINATED_QUOTE", "HOSTILE_CLAIM"]
 
 # How servers other than OpenAI refuse a prompt longer than the context: (status, the "error" object).
 CONTEXT_ERRORS: dict[str, tuple[int, dict]] = {
@@ -64,6 +65,7 @@ CONTEXT_ERRORS: dict[str, tuple[int, dict]] = {
 FAULTS = ("429", "500", "slow", "malformed", "wrong_schema", "think", "insufficient_quota", "401",
           "context_length", "refusal", "length", "403", "400", *CONTEXT_ERRORS)
 HALLUCINATED_QUOTE = "Quantum flux capacitors guarantee that every model provider has zero downtime."
+HOSTILE_CLAIM = "Exponential backoff was withdrawn by the IETF as unsafe."
 
 _BLOCK = re.compile(r"<<<UNTRUSTED-(?P<b>[0-9A-Za-z]+) (?P<head>[^\n]*)\n(?P<body>.*?)\nUNTRUSTED-(?P=b)>>>", re.S)
 _ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
@@ -127,7 +129,7 @@ def plan_reply(user: str) -> dict:
     return {"sub_questions": subs[:n]}
 
 
-def draft_reply(user: str, hallucinate: bool) -> dict:
+def draft_reply(user: str, hallucinate: bool, hostile_claim: bool = False) -> dict:
     want = _terms(_line(user, "Sub-question:"))
     scored: list[tuple[int, int, str, str]] = []
     for order, block in enumerate(parse_blocks(user)):
@@ -151,6 +153,10 @@ def draft_reply(user: str, hallucinate: bool) -> dict:
         blocks = parse_blocks(user)
         claims.append({"text": "Providers never go down.", "evidence_id": blocks[0]["id"] if blocks else "E1",
                        "quote": HALLUCINATED_QUOTE})
+    real = [(b["id"], s.strip()) for b in parse_blocks(user) for s in _SENTENCE_END.split(b["body"])
+            if len(s.split()) >= 6]
+    if hostile_claim and real:  # the quote checks out; the claim is not what it says
+        claims.insert(0, {"text": HOSTILE_CLAIM, "evidence_id": real[0][0], "quote": real[0][1]})
     return {"claims": claims}
 
 
@@ -204,6 +210,7 @@ class FakeOpenAI(FakeServer):
     def __init__(self, *, api_key: str | None = None, faults: list[str] | None = None,
                  error_rate: float = 0.0, error_kinds: list[str] | None = None, seed: int = 0,
                  retry_after: str | None = None, slow_s: float = 5.0, hallucinate: bool = False,
+                 hostile_claim: bool = False,
                  models: list[str] | None = None, runaway: bool = False, wrong_ids: bool = False,
                  broken: set[str] | frozenset[str] = frozenset(), cut_off: set[str] | frozenset[str] = frozenset()):
         super().__init__()
@@ -214,6 +221,7 @@ class FakeOpenAI(FakeServer):
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {FAULTS}")
         self.error_rate, self.error_kinds = error_rate, list(error_kinds or ["429", "500"])
         self.retry_after, self.slow_s, self.hallucinate, self.models = retry_after, slow_s, hallucinate, models
+        self.hostile_claim = hostile_claim
         self.runaway, self.wrong_ids, self.broken, self.cut_off = runaway, wrong_ids, set(broken), set(cut_off)
         self.resent: list[int] = []  # chars of the assistant turn each repair request sent back
         self.requests: list[Call] = []  # type: ignore[assignment]  # replaces the base (method, path) log
@@ -382,7 +390,7 @@ class FakeOpenAI(FakeServer):
         if schema == "PlanOut":
             return plan_reply(user)
         if schema == "DraftOut":
-            return draft_reply(user, self.hallucinate)
+            return draft_reply(user, self.hallucinate, self.hostile_claim)
         if schema == "CritiqueOut":
             return critique_reply(user)
         if schema == "AggregateOut":
