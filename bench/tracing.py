@@ -37,16 +37,17 @@ QUESTION = "How do durable agent systems avoid doing side effects twice when wor
 
 async def _mode(mode: str, runs: int, otlp: str | None) -> dict:
     from opentelemetry import trace
+    from temporalio.client import Client
     from temporalio.testing import WorkflowEnvironment
 
     from activities.deps import build_deps
     from deepsci.contracts import ResearchRequest
     from deepsci.settings import Settings
-    from deepsci.temporal_client import DATA_CONVERTER
+    from deepsci.temporal_client import DATA_CONVERTER, tracing_interceptors
+    from starter.runs import start_or_attach
     from starter.stack import start_postgres, stop_postgres, temporal_binary
     from workers.main import build_workers
     from workflows import search_attributes as sa
-    from workflows.research import ResearchWorkflow
 
     memory = None
     if mode == "on":
@@ -77,15 +78,20 @@ async def _mode(mode: str, runs: int, otlp: str | None) -> dict:
                         metrics_port=0, _env_file=None)
     deps = build_deps(settings)
     prefix = f"b{uuid.uuid4().hex[:8]}"
-    workers = build_workers(env.client, deps, prefix)
+    settings = settings.model_copy(update={"task_queue_prefix": prefix})
+    # As `deepsci run` starts a run: a client with the tracing interceptors and the root span of
+    # starter.runs, so "on" emits the workflow-side spans too (the workers inherit the interceptor).
+    client = await Client.connect(env.client.service_client.config.target_host, namespace="default",
+                                  data_converter=DATA_CONVERTER, interceptors=tracing_interceptors())
+    workers = build_workers(client, deps, prefix)
     polling = [asyncio.ensure_future(w.run()) for w in workers]
     times, cpu = [], []
     try:
         for i in range(runs + 1):
             req = ResearchRequest(question=QUESTION, auto_approve=True, max_sub_questions=2)
             t0, c0 = time.perf_counter(), time.process_time()
-            await (await env.client.start_workflow(ResearchWorkflow.run, req, id=f"research-bench-{mode}-{i}",
-                                                   task_queue=f"{prefix}-workflows")).result()
+            started = await start_or_attach(client, settings, req, f"research-bench-{mode}-{i}")
+            await started.handle.result()
             if i:  # the first run warms the corpus catalog and the embedding model
                 times.append(time.perf_counter() - t0)
                 # CPU seconds of this process (every thread: workflows, activities, exporter):
