@@ -24,7 +24,7 @@ from activities.deps import Deps, build_deps
 from activities.routes import ACTIVITY_CLASSES, bound_routes
 from deepsci.observe.logs import configure_logging
 from deepsci.observe.metrics import serve_metrics, start_endpoint, temporal_runtime
-from deepsci.observe.tracing import setup_tracing
+from deepsci.observe.tracing import flush_tracing, setup_tracing
 from deepsci.queues import ROLES, Queues, Role
 from deepsci.settings import Settings, get_settings
 from deepsci.temporal_client import connect, ensure_search_attributes, has_tracing, tracing_interceptors
@@ -184,7 +184,9 @@ def main() -> None:
     finally:
         # Everything is drained and reported by now. Skip interpreter finalization: the Temporal
         # core's native threads may call into Python while it tears down, which aborts the process
-        # ("PyGILState_Release ... finalizing", SIGABRT) in about one exit in seven.
+        # ("PyGILState_Release ... finalizing", SIGABRT) in about one exit in seven. That also skips
+        # the tracer provider's exit hook: send its buffered spans (the last seconds of work) first.
+        flush_tracing()
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -22,6 +22,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from deepsci.contracts import DecisionKind, DecisionOutcome, GateDecision
+from deepsci.observe.tracing import trace_url
 from deepsci.settings import Settings
 from deepsci.slack import blocks as bk
 from deepsci.slack.poster import web_client
@@ -182,13 +183,16 @@ class _Bot:
             return
         wid, started = got
         link = web_ui_link(self.settings, wid)
+        # The run's trace (when this process traces): where its time and cost went, span by span.
+        traced = trace_url(self.settings, started.trace_id)
+        trace_link = f" · <{traced}|Open the trace> (`{started.trace_id}`)" if traced else ""
         if started.attached:
             state = started.status.name.lower() if started.status else "unknown"
             msg = (f"<@{user}> asked again: attached to the existing run `{wid}` ({state}). "
-                   f"<{link}|Open in Temporal Web UI>")
+                   f"<{link}|Open in Temporal Web UI>{trace_link}")
         else:
             msg = (f"<@{user}> started `{wid}`: {bk.escape(text)}\nThe plan is posted for approval when it is "
-                   f"ready. <{link}|Open in Temporal Web UI> · `/research status {wid}`")
+                   f"ready. <{link}|Open in Temporal Web UI>{trace_link} · `/research status {wid}`")
         log.info("slack: %s started %s (attached: %s)", user, wid, started.attached)
         respond(text=msg, response_type="in_channel")
 

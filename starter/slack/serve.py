@@ -8,6 +8,7 @@ import signal
 
 from slack_bolt import App
 
+from deepsci.observe.tracing import flush_tracing, setup_tracing
 from deepsci.settings import Settings
 from starter.slack.httpd import Limits, SlackHTTPServer
 
@@ -50,6 +51,9 @@ def run_bot(settings: Settings, http: bool, host: str = DEFAULT_HOST, port: int 
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, stop)
+    # `/research` starts each run under a root span of its own trace (starter.runs.start_or_attach;
+    # the bridge's client carries the trace context into the workflow): spans go where the CLI's do.
+    setup_tracing(settings, "deepsci-slack")
     bridge = TemporalBridge(settings).start()
     try:
         app = build_app(settings, bridge)
@@ -74,3 +78,4 @@ def run_bot(settings: Settings, http: bool, host: str = DEFAULT_HOST, port: int 
         log.info("slack bot: stopping")
     finally:
         bridge.close()
+        flush_tracing()  # the caller skips the provider's exit hook (os._exit)

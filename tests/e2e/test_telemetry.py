@@ -5,7 +5,8 @@ worker's real /metrics page parsed by prometheus_client.
 One traced run (module fixture) is checked from every side: one trace connected parent->child
 across the client, the workflow, its children and every activity; GenAI attributes whose token
 counts equal the fake's bill; the same totals in /metrics; the summaries in the Web UI's
-describe/history; and a replay of its history emits no span."""
+describe/history; and a replay of its history emits no span. Another run's worker process is
+SIGKILLed mid-activity: the retried attempt joins the run's trace."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -36,6 +38,7 @@ from deepsci.observe import metrics as obs_metrics
 from deepsci.temporal_client import DATA_CONVERTER, tracing_interceptors
 from starter.runs import start_or_attach
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.web import DocServer, SearxngFake
 from tests.helpers import CORPUS, MODEL_PRICES, free_port, running
 from workers.main import build_workers
 from workflows import search_attributes as sa
@@ -99,14 +102,18 @@ def spans_in_memory(phoenix):
     to_phoenix.shutdown()  # before Phoenix stops: later tests' spans are not retried against it
 
 
-def _trace_spans(phoenix: str, trace_id: str) -> list[dict]:
+def _all_spans(phoenix: str) -> list[dict]:
     out, cursor = [], None
     while True:
         page = _get_json(f"{phoenix}/v1/projects/default/spans?limit=1000" + (f"&cursor={cursor}" if cursor else ""))
-        out += [sp for sp in page["data"] if sp["context"]["trace_id"] == trace_id]
+        out += page["data"]
         cursor = page.get("next_cursor")
         if not cursor:
             return out
+
+
+def _trace_spans(phoenix: str, trace_id: str) -> list[dict]:
+    return [sp for sp in _all_spans(phoenix) if sp["context"]["trace_id"] == trace_id]
 
 
 @dataclasses.dataclass
@@ -273,3 +280,142 @@ async def test_replaying_a_traced_history_emits_no_spans(observed, spans_in_memo
     await replayer.replay_workflow(observed.history)
     trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
     assert spans_in_memory.get_finished_spans() == ()
+
+
+# ---------------------------------------------------------------- a SIGKILLed worker, the same trace
+
+SLOW_S = 5  # the slow page's answer time: the kill lands while the first attempt waits for it
+
+
+def _worker_env(env, settings, prefix: str, phoenix: str, doc, sx, home) -> dict[str, str]:
+    """A `python -m workers.main` environment: the test servers, the fakes, spans to Phoenix."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DEEPSCI_"))},
+            "DEEPSCI_TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+            "DATABASE_URL": settings.dsn, "DEEPSCI_HOME": str(home), "DEEPSCI_QDRANT_PATH": str(home / "qdrant"),
+            "DEEPSCI_TASK_QUEUE_PREFIX": prefix, "DEEPSCI_METRICS_PORT": "0",
+            "DEEPSCI_SEARXNG_URL": sx.url, "DEEPSCI_FETCH_ALLOW_HOSTS": f"127.0.0.1:{doc.port}",
+            "DEEPSCI_SEARCH_RATE_PER_S": '{"searxng": 1000}',
+            # Spans leave within 0.2 s of ending: what the killed worker ended before the kill
+            # (the workflow's StartActivity span, the retry's parent) has reached Phoenix by then.
+            "OTEL_EXPORTER_OTLP_ENDPOINT": phoenix, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+
+
+async def _start_worker(argv_env: dict[str, str], log_path) -> subprocess.Popen:
+    log = open(log_path, "wb")  # noqa: SIM115 - the child keeps it
+    proc = subprocess.Popen([sys.executable, "-m", "workers.main"], env=argv_env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    for _ in range(1200):
+        if b"worker polling" in log_path.read_bytes():
+            return proc
+        if proc.poll() is not None:
+            break
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the worker did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+async def _slow_fetch(client: Client, run_id: str) -> tuple[str, str, int]:
+    """(child workflow id, activity id, attempt that completed it) of the fetch_parse of /slow."""
+    run = await client.get_workflow_handle(run_id).fetch_history()
+    children = [e.child_workflow_execution_started_event_attributes.workflow_execution.workflow_id
+                for e in run.events if e.HasField("child_workflow_execution_started_event_attributes")]
+    for wf in children:
+        scheduled: dict[int, str] = {}
+        for e in (await client.get_workflow_handle(wf).fetch_history()).events:
+            if e.HasField("activity_task_scheduled_event_attributes"):
+                a = e.activity_task_scheduled_event_attributes
+                if a.activity_type.name == "fetch_parse" and b"/slow" in a.input.payloads[0].data:
+                    scheduled[e.event_id] = a.activity_id
+            elif e.HasField("activity_task_started_event_attributes"):
+                st = e.activity_task_started_event_attributes
+                if st.scheduled_event_id in scheduled:
+                    return wf, scheduled[st.scheduled_event_id], st.attempt
+    raise AssertionError(f"no fetch_parse of the slow page in the run's children {children}")
+
+
+async def test_a_sigkilled_activity_is_retried_in_the_same_trace(env, settings, phoenix, spans_in_memory,
+                                                                 tmp_path):
+    """A worker process is SIGKILLed while fetch_parse waits on a slow page; a fresh worker process
+    retries it after the heartbeat timeout. The retried attempt's RunActivity span (the killed
+    attempt never ended, so never left its process) must be in the run's trace, under its spans."""
+    prefix = f"k{uuid.uuid4().hex[:10]}"
+    doc, sx = DocServer().start(), SearxngFake().start()
+    sx.results = [{"url": f"{doc.url}/slow?s={SLOW_S}", "title": "Slow", "content": ""},
+                  {"url": doc.page_url("retries"), "title": "Retries", "content": ""}]
+    wenv = _worker_env(env, settings, prefix, phoenix, doc, sx, tmp_path)
+    client = await Client.connect(env.client.service_client.config.target_host, namespace="default",
+                                  data_converter=DATA_CONVERTER, interceptors=tracing_interceptors())
+    first = await _start_worker(wenv, tmp_path / "worker-1.log")
+    second = None
+    try:
+        req = ResearchRequest(question=QUESTION, search=["searxng"], max_sub_questions=1, auto_approve=True)
+        s = settings.model_copy(update={"task_queue_prefix": prefix})
+        started = await start_or_attach(client, s, req, f"research-kill-{uuid.uuid4().hex[:8]}")
+        assert started.trace_id
+        for _ in range(600):  # the first attempt is waiting on the slow page...
+            if any(path.startswith("/slow") for _, path in doc.requests):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the slow page was never fetched:\n{(tmp_path / 'worker-1.log').read_text()[-3000:]}")
+        await asyncio.sleep(1)  # ...and the killed worker's ended spans have left it
+        os.killpg(first.pid, signal.SIGKILL)
+        killed_at = time.time_ns()
+        first.wait(10)
+        second = await _start_worker(wenv, tmp_path / "worker-2.log")
+        result = await asyncio.wait_for(started.handle.result(), 120)
+        assert result.status == "published", result.message
+        child, activity_id, attempt = await _slow_fetch(client, started.handle.id)
+        assert attempt >= 2, "the slow fetch was not retried: the kill missed it"
+
+        def retried(sp: dict) -> bool:
+            a = sp["attributes"]
+            return (sp["name"] == "RunActivity:fetch_parse" and a.get("temporalWorkflowID") == child
+                    and a.get("temporalActivityID") == activity_id)
+
+        trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
+        spans: list[dict] = []
+        hits: list[dict] = []
+        for _ in range(120):  # the new worker exports within 0.2 s; Phoenix ingests asynchronously
+            every = _all_spans(phoenix)
+            hits = [sp for sp in every if retried(sp)]
+            spans = [sp for sp in every if sp["context"]["trace_id"] == started.trace_id]
+            if hits and {"research run", "RunActivity:publish"} <= {sp["name"] for sp in spans}:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                _stop(proc)
+        doc.stop()
+        sx.stop()
+
+    # Searched across the whole project: a retry that started a trace of its own is found too.
+    assert len(hits) == 1, f"{len(hits)} RunActivity:fetch_parse spans of the slow fetch reached Phoenix"
+    attempt_span = hits[0]
+    assert attempt_span["context"]["trace_id"] == started.trace_id
+    assert _iso_ns(attempt_span["start_time"]) > killed_at
+    by_id = {sp["context"]["span_id"]: sp for sp in spans}
+    chain, sp = [], attempt_span
+    while sp["parent_id"]:
+        assert sp["parent_id"] in by_id, f"{sp['name']} lost its parent (chain so far: {chain})"
+        sp = by_id[sp["parent_id"]]
+        chain.append(sp["name"])
+    assert chain[0] == "StartActivity:fetch_parse" and chain[-1] == "research run", chain
+    assert "StartChildWorkflow:InvestigateWorkflow" in chain
+    # the retried attempt's own work hangs under it: the fetch of the slow page
+    fetches = [x for x in spans if x["name"] == "fetch" and x["parent_id"] == attempt_span["context"]["span_id"]]
+    assert fetches, "the retried attempt has no fetch span"
+
+
+def _iso_ns(ts: str) -> int:
+    from datetime import datetime
+
+    dt = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000

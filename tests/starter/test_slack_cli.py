@@ -8,12 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
 
+from tests.fakes.otlp import OtlpSink
 from tests.fakes.slack import CHANNEL, SECRET, TOKEN, SlackFake, command_body, sign
 from tests.helpers import free_port
+from workflows import search_attributes as sa
 
 DEEPSCI = str(Path(sys.executable).parent / "deepsci")
 
@@ -35,13 +38,19 @@ def test_missing_tokens_are_named():
 
 
 async def test_http_mode_serves_signed_requests_and_stops_on_sigterm(env):
+    """Also: `/research` starts its run inside a trace of the bot's (service deepsci-slack), whose id
+    the reply shows and the run carries as its DeepsciTraceId search attribute."""
     port = free_port()
-    with SlackFake() as slack:
+    prefix = f"slk{uuid.uuid4().hex[:8]}"  # no worker polls it: the run only has to start
+    question = f"How do retry budgets cap retries ({uuid.uuid4().hex[:6]})?"
+    wid = None
+    with SlackFake() as slack, OtlpSink() as sink:
         proc = await asyncio.create_subprocess_exec(
             DEEPSCI, "slack", "--http", "--host", "127.0.0.1", "--port", str(port),
             env=_env(SLACK_BOT_TOKEN=TOKEN, SLACK_SIGNING_SECRET=SECRET, DEEPSCI_SLACK_CHANNEL=CHANNEL,
-                     DEEPSCI_SLACK_API_URL=slack.api_url,
-                     DEEPSCI_TEMPORAL_ADDRESS=env.client.service_client.config.target_host),
+                     DEEPSCI_SLACK_API_URL=slack.api_url, DEEPSCI_TASK_QUEUE_PREFIX=prefix,
+                     DEEPSCI_TEMPORAL_ADDRESS=env.client.service_client.config.target_host,
+                     OTEL_EXPORTER_OTLP_ENDPOINT=sink.url, OTEL_BSP_SCHEDULE_DELAY="200"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             url = f"http://127.0.0.1:{port}/slack/events"
@@ -60,7 +69,18 @@ async def test_http_mode_serves_signed_requests_and_stops_on_sigterm(env):
                 assert resp.status_code == 200 and "Usage: `/research <question>`" in resp.text
                 forged = await http.post(url, content=body, headers=sign(body, secret="nope"))
                 assert forged.status_code == 401
+                research = command_body(question, "U0ANN", f"{slack.url}/response/research")
+                assert (await http.post(url, content=research, headers=sign(research))).status_code == 200
+            await slack.until(lambda: slack.responses, 30, "a reply to /research")
+            reply = slack.responses[-1]["text"]
+            wid = next(w for w in reply.split("`") if w.startswith("research-"))
+            desc = await env.client.get_workflow_handle(wid).describe()
+            trace_id = desc.typed_search_attributes.get(sa.TRACE_ID)
+            assert trace_id and len(trace_id) == 32 and int(trace_id, 16), trace_id
+            assert f"traces/{trace_id}|Open the trace>" in reply, reply
         finally:
+            if wid is not None:
+                await env.client.get_workflow_handle(wid).terminate("test over")
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(proc.communicate(), timeout=20)
@@ -68,6 +88,10 @@ async def test_http_mode_serves_signed_requests_and_stops_on_sigterm(env):
     assert proc.returncode == 0, err.decode()
     assert "HTTP mode on http://127.0.0.1" in err.decode() and "stopping" in err.decode()
     assert slack.called("auth.test")  # the token is checked at start-up
+    # the run's root span left the bot (flushed at the latest when it stopped), in that trace
+    (root,) = [sp for sp in sink.spans if sp.name == "research run"]
+    assert (root.trace_id, root.service, root.attributes["deepsci.run_id"]) == (trace_id, "deepsci-slack", wid)
+    assert any(sp.name == "StartWorkflow:ResearchWorkflow" and sp.trace_id == trace_id for sp in sink.spans)
 
 
 async def test_a_bad_token_stops_the_start(env):
