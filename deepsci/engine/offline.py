@@ -71,13 +71,13 @@ _SHORT = 40  # a sentence under this many characters is quoted only together wit
 def _candidate_sentences(chunk_text: str) -> list[str]:
     """Quotable sentences of a chunk. A sentence that points back ("This combination ...") or is
     too short to stand alone ("By default this is set to 3 minutes.") is quoted together with the
-    sentence before it, as one contiguous verbatim span. Code (a Markdown fence) is never quoted."""
+    sentence before it, as one contiguous verbatim span."""
     spans = sentence_spans(chunk_text)
     out: list[str] = []
     last = -1  # index in ``spans`` of the sentence ``out[-1]`` ends with
     for i, (s, e) in enumerate(spans):
         sent = chunk_text[s:e]
-        if sent.lstrip().startswith(("#", "|")) or "```" in sent or not 10 <= len(sent) <= 450:
+        if sent.lstrip().startswith(("#", "|")) or not 10 <= len(sent) <= 450:
             continue
         if not re.search(r"[.!?:]['\")\]]*$", sent):  # headings and fragments end without a stop
             continue
@@ -85,8 +85,7 @@ def _candidate_sentences(chunk_text: str) -> list[str]:
         if i > 0 and (short or _ANAPHORA.match(sent)):
             ps, _ = spans[i - 1]
             prev = chunk_text[ps:s]
-            if (not prev.lstrip().startswith(("#", "|")) and "\n\n" not in prev and "```" not in prev
-                    and e - ps <= 700):
+            if not prev.lstrip().startswith(("#", "|")) and "\n\n" not in prev and e - ps <= 700:
                 sent = chunk_text[ps:e]
                 if short and last == i - 1 and out[-1] == chunk_text[ps:spans[i - 1][1]]:
                     out.pop()  # the sentence before reads on into this one: quote them as one
