@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["IndexActivities"]
 
 _EMBED_BATCH = 16
-_POOL = 200  # retrieval candidates per query, ranked dense and lexical
 
 
 class IndexActivities:
@@ -80,10 +79,7 @@ class IndexActivities:
         if not inp.content_hashes:
             return RetrieveResult(evidence=[])
         qv = self.deps.embedder.query(inp.query)
-        # The candidates are every chunk of the sources up to _POOL, not only the dense top few: a
-        # chunk that says the query's rare words but sits low in the dense order (long documents,
-        # where a small embedding model ranks many chunks about alike) still gets its lexical vote.
-        hits = self.deps.vectors.search(qv, inp.content_hashes, limit=max(inp.limit * 4, _POOL))
+        hits = self.deps.vectors.search(qv, inp.content_hashes, limit=inp.limit * 4)
         if not hits:
             return RetrieveResult(evidence=[])
         # Hybrid: fuse the dense rank with a BM25 rank over the candidates (reciprocal rank fusion).
