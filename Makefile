@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUESTION ?= How do durable agent systems avoid doing side effects twice when workers crash?
 
-.PHONY: run test install lint up down clean bench realworld
+.PHONY: run test install lint up down clean bench realworld unseen
 
 # Real-world documents nobody here wrote, for the parsing tests and bench/ingest.py: the PDFs that
 # pypdf's source distribution carries (BSD-3-Clause) and the saved web pages of trafilatura's
@@ -36,12 +36,30 @@ $(REALWORLD_STAMP): | $(STAMP)
 
 realworld: $(REALWORLD_STAMP)
 
-install: $(STAMP) $(REALWORLD_STAMP)
+# The unseen eval corpus of evals/datasets/celery_docs.json: 21 chapters of Celery's user manual
+# (Creative Commons Attribution-ShareAlike 4.0, Ask Solem and contributors; the software is
+# BSD-3-Clause) from its pinned source distribution, turned into PDF, HTML and Markdown by
+# evals/build_unseen.py (same bytes every install) in a gitignored folder (see docs/models.md).
+UNSEEN := $(VENV)/unseen
+UNSEEN_STAMP := $(UNSEEN)/.done
+
+$(UNSEEN_STAMP): evals/build_unseen.py | $(STAMP)
+	rm -rf $(UNSEEN) && mkdir -p $(UNSEEN)/dl
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: -d $(UNSEEN)/dl celery==5.4.0
+	echo "504a19140e8d3029d5acad88330c541d4c3f64c789d85f94756762d8bca7e706  $(UNSEEN)/dl/celery-5.4.0.tar.gz" \
+		| sha256sum -c --quiet
+	$(BIN)/python -m evals.build_unseen $(UNSEEN)/dl/celery-5.4.0.tar.gz $(UNSEEN)/celery-docs
+	rm -rf $(UNSEEN)/dl
+	touch $@
+
+unseen: $(UNSEEN_STAMP)
+
+install: $(STAMP) $(REALWORLD_STAMP) $(UNSEEN_STAMP)
 
 run: $(STAMP)
 	$(BIN)/deepsci demo --question "$(QUESTION)"
 
-test: $(STAMP) $(REALWORLD_STAMP)
+test: $(STAMP) $(REALWORLD_STAMP) $(UNSEEN_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -3,7 +3,8 @@
 Usage:
     python evals/check_dataset.py [DATASET_JSON ...]
 
-Defaults to evals/datasets/agent_reliability.json.  Checks that:
+Defaults to every dataset in evals/datasets/ (celery_docs.json needs its corpus, installed by
+`make install`).  Checks that:
 
 * the dataset has the expected shape (name, corpus, questions with id,
   question, expected_sources, key_facts, answerable) and unique ids;
@@ -28,7 +29,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATASET = REPO_ROOT / "evals" / "datasets" / "agent_reliability.json"
+DATASETS_DIR = REPO_ROOT / "evals" / "datasets"
 
 MIN_DOCUMENTS = 15
 MIN_ANSWERABLE = 12
@@ -87,7 +88,8 @@ def check(dataset_path: Path) -> tuple[list[str], list[str]]:
     if not corpus_dir.is_absolute():
         corpus_dir = REPO_ROOT / corpus_dir
     if not corpus_dir.is_dir():
-        return [f"corpus directory does not exist: {corpus_dir}"], info
+        hint = " (run `make install`: it installs the unseen corpus)" if ".venv" in corpus_dir.parts else ""
+        return [f"corpus directory does not exist: {corpus_dir}{hint}"], info
 
     # --- corpus documents -------------------------------------------------
     documents = sorted(
@@ -178,7 +180,7 @@ def check(dataset_path: Path) -> tuple[list[str], list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    paths = [Path(a) for a in argv] or [DEFAULT_DATASET]
+    paths = [Path(a) for a in argv] or sorted(DATASETS_DIR.glob("*.json"))
     failed = False
     for path in paths:
         errors, info = check(path)

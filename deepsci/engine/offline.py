@@ -65,23 +65,36 @@ class DraftSentence:
 _ANAPHORA = re.compile(r"^(This|These|That|Those|It|Its|They|Such|Both|Each of these)\b")
 
 
+_SHORT = 40  # a sentence under this many characters is quoted only together with the one before it
+
+
 def _candidate_sentences(chunk_text: str) -> list[str]:
-    """Quotable sentences of a chunk. A sentence that points back ("This combination ...") is
-    quoted together with the sentence before it, as one contiguous verbatim span."""
+    """Quotable sentences of a chunk. A sentence that points back ("This combination ...") or is
+    too short to stand alone ("By default this is set to 3 minutes.") is quoted together with the
+    sentence before it, as one contiguous verbatim span."""
     spans = sentence_spans(chunk_text)
-    out = []
+    out: list[str] = []
+    last = -1  # index in ``spans`` of the sentence ``out[-1]`` ends with
     for i, (s, e) in enumerate(spans):
         sent = chunk_text[s:e]
-        if sent.lstrip().startswith(("#", "|")) or not 40 <= len(sent) <= 450:
+        if sent.lstrip().startswith(("#", "|")) or not 10 <= len(sent) <= 450:
             continue
         if not re.search(r"[.!?:]['\")\]]*$", sent):  # headings and fragments end without a stop
             continue
-        if i > 0 and _ANAPHORA.match(sent):
+        short = len(sent) < _SHORT
+        if i > 0 and (short or _ANAPHORA.match(sent)):
             ps, _ = spans[i - 1]
             prev = chunk_text[ps:s]
             if not prev.lstrip().startswith(("#", "|")) and "\n\n" not in prev and e - ps <= 700:
                 sent = chunk_text[ps:e]
+                if short and last == i - 1 and out[-1] == chunk_text[ps:spans[i - 1][1]]:
+                    out.pop()  # the sentence before reads on into this one: quote them as one
+            elif short:
+                continue
+        elif short:
+            continue
         out.append(sent)
+        last = i
     return out
 
 

@@ -66,3 +66,13 @@ def test_a_sentence_that_points_back_is_quoted_with_its_antecedent():
     picked = offline.draft_section("What is the lethal trifecta?", "What is the lethal trifecta?",
                                    [("p", chunk, 0.5)])
     assert picked[0].quote == chunk
+
+
+def test_a_short_sentence_is_quoted_with_the_one_before_it():
+    chunk = ("When a task is retried it waits for a delay given by the default_retry_delay attribute. "
+             "By default this is set to 3 minutes.\n\nOk.")
+    picked = offline.draft_section("What is the default retry delay?", "What is the default retry delay?",
+                                   [("p", chunk, 0.5)])
+    quotes = [p.quote for p in picked]
+    assert quotes == ["When a task is retried it waits for a delay given by the default_retry_delay attribute. "
+                      "By default this is set to 3 minutes."]
