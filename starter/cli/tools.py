@@ -65,8 +65,9 @@ def eval_cmd(
     min_validity: Annotated[float | None, typer.Option(
         min=0, max=1, help="Exit 1 below this citation validity.")] = None,
 ):
-    """Run the questions of a dataset and print source recall, citation validity and fact coverage;
-    with --min-..., exit 1 when a score is below its threshold (a quality gate for CI)."""
+    """Run a dataset's questions; print source recall, citation validity and fact coverage.
+
+    With --min-..., exit 1 when a score is below its threshold (a quality gate for CI)."""
     from evals.scoring import below_thresholds
     from starter.eval_runs import print_table, run_dataset
 
