@@ -90,6 +90,7 @@ async def _stage(env, wid: str, stage: str) -> bool:
 
 
 async def test_bulk_review_of_many_parked_runs_in_one_process(env, worker, settings):
+    # 40 runs: parking 300 here takes minutes; bench/bulk_review.py does 300 (docs/performance.md).
     queue = f"{worker}-workflows"
     req = ResearchRequest(question=QUESTION, corpus=str(CORPUS), max_sub_questions=1, max_revision_rounds=0)
     handles = await asyncio.gather(*(start_run(env.client, worker, req) for _ in range(40)))
