@@ -22,7 +22,7 @@ from starter.cli.options import bounds_text, refusal, switch
 
 __all__ = ["pending_runs"]
 
-Gate = Annotated[GateName, typer.Option("--gate", "-g", help="plan or report")]
+Gate = Annotated[GateName, typer.Option("--gate", "-g", help="Which gate: plan or report.")]
 Version = Annotated[int | None, typer.Option(
     "--version", help="The gate_version you reviewed (`deepsci status`/`pending`); a decision on an "
                       "older plan or report is refused.")]
