@@ -33,6 +33,24 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _plain_help_option() -> None:
+    """`-h/--help` is a switch like the others: Typer's help row would show it as `<bool>`."""
+    from typer._click.core import Command
+
+    built = Command.get_help_option
+
+    def get_help_option(self, ctx):
+        option = built(self, ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    Command.get_help_option = get_help_option  # type: ignore[method-assign]
+
+
+_plain_help_option()
 console = Console()
 err = Console(stderr=True)
 OPTIONS = {"verbose": False}  # --verbose: a failure prints its trace as well as its one line

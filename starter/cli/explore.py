@@ -37,9 +37,10 @@ def report_under_review(settings, key: str | None) -> str:
 @app.command()
 def show(run_id: RunId, as_json: Json = False,
          pager: Annotated[bool | None, typer.Option(
-             "--pager/--no-pager", help="Page the report (default: only on a terminal).")] = None):
-    """Show what a reviewer decides on: the question, the plan and, at the report gate, the report
-    under review (Markdown), with the gate version to approve."""
+             "--pager/--no-pager", help="Page the report (default: only on a terminal).", metavar="")] = None):
+    """Show what a reviewer decides on: the question, the plan, the report under review.
+
+    The report (Markdown) only at the report gate, with the gate version to approve."""
     from starter.cli.lookup import find_run, has_pollers
     from starter.cli.runs import _progress
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from starter.cli.app import app
+from starter.cli.options import switch
 
 __all__ = ["ingest"]
 
@@ -18,7 +19,7 @@ __all__ = ["ingest"]
 @app.command()
 def ingest(
     inputs: Annotated[list[str], typer.Argument(help="Files, folders (read recursively) or http(s) URLs.")],
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per input on stdout, then a summary.")]
+    as_json: Annotated[bool, switch("--json", help="One JSON object per input on stdout, then a summary.")]
     = False,
 ) -> None:
     """Fetch, parse and chunk documents exactly as a run would, and say what became of each."""

@@ -22,7 +22,7 @@ from starter.cli.options import bounds_text, refusal, switch
 
 __all__ = ["pending_runs"]
 
-Gate = Annotated[GateName, typer.Option("--gate", "-g", help="plan or report")]
+Gate = Annotated[GateName, typer.Option("--gate", "-g", help="Which gate: plan or report.")]
 Version = Annotated[int | None, typer.Option(
     "--version", help="The gate_version you reviewed (`deepsci status`/`pending`); a decision on an "
                       "older plan or report is refused.")]
@@ -276,7 +276,7 @@ def pending(gate: Annotated[GateName | None, typer.Option("--gate", "-g", help="
 
 
 @app.command("raise-budget")
-def raise_budget(run_id: str,
+def raise_budget(run_id: Annotated[str, typer.Argument(help="Run id (the `research-` prefix is optional).")],
                  # Bounds (and NaN/inf) are BudgetRaise's, refused below in one line.
                  usd: Annotated[float | None, typer.Option("--usd", help="New budget in USD. " + bounds_text(
                      BudgetRaise.model_fields["budget_usd"]))] = None,

@@ -78,7 +78,15 @@ async def watch(handle, quiet: bool) -> ResearchResult:
     result_task = asyncio.ensure_future(handle.result())
     if quiet:
         return await result_task
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    from rich.text import Text
+
+    class Count(MofNCompleteColumn):
+        """`3/5`, and nothing for the stage row, which has no total (not `0/?`)."""
+
+        def render(self, task):
+            return Text("") if task.total is None else super().render(task)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), Count(),
                   TimeElapsedColumn(), console=err, transient=False) as bars:
         stage = bars.add_task("stage: starting", total=None)
         # Shown once their totals are known (a bar with no total reads `0/?`).

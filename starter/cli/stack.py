@@ -101,7 +101,7 @@ def demo(
 ):
     """Bring the embedded stack up and run one question on the bundled corpus, auto-approving."""
     from starter import stack
-    from starter.cli.runs import print_result, watch
+    from starter.cli.runs import link_line, print_result, watch
     from starter.runs import start_or_attach, workflow_id_for
 
     s = get_settings()
@@ -115,8 +115,15 @@ def demo(
         client = await connect(s)
         started = await start_or_attach(client, s, req, wid)
         if not as_json:
-            err.print(f"{'attached to' if started.attached else 'started'} [bold]{wid}[/bold]")
-            err.print(f"web ui: {web_ui_link(s, wid)}")
+            # `run`'s words, and the link on its own line (never wrapped, piped output included)
+            if started.attached:
+                verb = f"attached to the {started.outcome} run"
+            elif started.replaced:
+                verb = f"started a new run (the earlier one {started.outcome})"
+            else:
+                verb = "started"
+            err.print(f"{verb} [bold]{wid}[/bold]", soft_wrap=True)
+            link_line("web ui", web_ui_link(s, wid), to=err)
         res = await watch(started.handle, quiet=as_json)
         print_result(s, res, as_json)
         if not as_json:

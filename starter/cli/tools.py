@@ -58,15 +58,16 @@ def replay(
 def eval_cmd(
     dataset: Annotated[Path, typer.Argument(help="Dataset JSON (see evals/datasets/).")],
     as_json: Json = False,
-    concurrency: Annotated[int, typer.Option(min=1, max=16)] = 3,
+    concurrency: Annotated[int, typer.Option(min=1, max=16, help="Questions run at once.")] = 3,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
     min_recall: Annotated[float | None, typer.Option(min=0, max=1, help="Exit 1 below this source recall.")] = None,
     min_facts: Annotated[float | None, typer.Option(min=0, max=1, help="Exit 1 below this fact coverage.")] = None,
     min_validity: Annotated[float | None, typer.Option(
         min=0, max=1, help="Exit 1 below this citation validity.")] = None,
 ):
-    """Run the questions of a dataset and print source recall, citation validity and fact coverage;
-    with --min-..., exit 1 when a score is below its threshold (a quality gate for CI)."""
+    """Run a dataset's questions; print source recall, citation validity and fact coverage.
+
+    With --min-..., exit 1 when a score is below its threshold (a quality gate for CI)."""
     from evals.scoring import below_thresholds
     from starter.eval_runs import print_table, run_dataset
 

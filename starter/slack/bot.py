@@ -187,13 +187,16 @@ class _Bot:
         traced = trace_url(self.settings, started.trace_id)
         trace_link = f" · <{traced}|Open the trace> (`{started.trace_id}`)" if traced else ""
         if started.attached:
-            state = started.status.name.lower() if started.status else "unknown"
-            msg = (f"<@{user}> asked again: attached to the existing run `{wid}` ({state}). "
-                   f"<{link}|Open in Temporal Web UI>{trace_link}")
+            # The CLI's words: attached to a running or published run; anything else is asked again.
+            state = started.outcome or (started.status.name.lower() if started.status else "unknown")
+            msg = (f"<@{user}> asked again: attached to the {state} run `{wid}`. "
+                   f"<{link}|Open in Temporal Web UI>{trace_link} · `/research status {wid}`")
         else:
-            msg = (f"<@{user}> started `{wid}`: {bk.escape(text)}\nThe plan is posted for approval when it is "
+            verb = (f"started a new run `{wid}` (the earlier one {started.outcome})" if started.replaced
+                    else f"started `{wid}`")
+            msg = (f"<@{user}> {verb}: {bk.escape(text)}\nThe plan is posted for approval when it is "
                    f"ready. <{link}|Open in Temporal Web UI>{trace_link} · `/research status {wid}`")
-        log.info("slack: %s started %s (attached: %s)", user, wid, started.attached)
+        log.info("slack: %s started %s (attached: %s, earlier: %s)", user, wid, started.attached, started.outcome)
         respond(text=msg, response_type="in_channel")
 
 

@@ -66,8 +66,11 @@ async def test_unknown_and_finished_runs_get_one_line_errors(env, worker, settin
     assert code == 4 and "no such run" in err and "Traceback" not in err
     code, out, err = await _deepsci(
         e, "run", "What is a dead letter queue?", "--corpus", str(CORPUS), "--auto-approve", "--wait",
-        "--json", "--max-sub-questions", "1", "--id", f"done-{worker}")
+        "--max-sub-questions", "1", "--id", f"done-{worker}")
     assert code == 0, err
+    # the progress printed at the end: the stage row has no count (not `0/?`), the link one line
+    assert "stage: published" in err and "0/?" not in err and "sub-questions" in err, err
+    assert f"/workflows/research-done-{worker}" in err.splitlines()[2], err
     code, out, err = await _deepsci(e, "approve", f"research-done-{worker}", "--gate", "plan")
     assert code == 2 and "already finished" in err and "Traceback" not in err
 

@@ -10,6 +10,8 @@ import re
 import socket
 import subprocess
 
+import pytest
+
 from deepsci.contracts import ResearchRequest
 from starter.cli.review import pending_runs
 from tests.helpers import CORPUS, DEEPSCI, start_run, wait_for_gate
@@ -90,6 +92,7 @@ async def _stage(env, wid: str, stage: str) -> bool:
 
 
 async def test_bulk_review_of_many_parked_runs_in_one_process(env, worker, settings):
+    # 40 runs: parking 300 here takes minutes; bench/bulk_review.py does 300 (docs/performance.md).
     queue = f"{worker}-workflows"
     req = ResearchRequest(question=QUESTION, corpus=str(CORPUS), max_sub_questions=1, max_revision_rounds=0)
     handles = await asyncio.gather(*(start_run(env.client, worker, req) for _ in range(40)))
@@ -171,3 +174,12 @@ def test_help_version_and_short_help():
     assert "Exit codes:" in out
     version = subprocess.run([DEEPSCI, "--version"], capture_output=True, text=True, check=True).stdout
     assert re.fullmatch(r"deepsci \d+\.\d+\.\d+\S*\n", version)
+
+
+@pytest.mark.parametrize("cmd", ["", "run", "show", "pending", "approve", "raise-budget", "eval", "ingest"])
+def test_switches_have_no_type_label_and_every_option_has_help(cmd):
+    out = subprocess.run([DEEPSCI, *cmd.split(), "-h"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "400"}).stdout
+    assert "<bool>" not in out, out
+    rows = [ln.strip("│ ") for ln in out.splitlines() if re.match(r"│ +(\* +)?-{1,2}[a-z]|│ +\* +[a-z_]+ ", ln)]
+    assert rows and all(re.search(r"[A-Za-z]{3,}[^\]]*[.,)`]", r.split("  ", 2)[-1]) for r in rows), rows

@@ -13,6 +13,7 @@ import uuid
 
 import httpx
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 
 from deepsci.contracts import ResearchRequest
 from deepsci.slack import blocks as bk
@@ -237,3 +238,23 @@ async def test_research_command_usage_status_and_bad_input(stack):
     assert "Not started" in reply["text"]
     body = command_body("status x", ANN, f"{stack.slack.url}/response/forged")
     assert (await stack.post(body, sign(body, secret="wrong"))).status_code == 401
+
+
+async def test_research_asked_again_attaches_or_starts_a_new_run_like_the_cli(stack):
+    question = "Why do retry storms follow an outage, and how does jitter spread them?"
+    _, first = await stack.command(question)
+    (wid,) = [w for w in first["text"].split("`") if w.startswith("research-")][:1]
+    assert f"started `{wid}`" in first["text"] and "new run" not in first["text"], first["text"]
+    msg = await stack.gate_message(wid, "plan", 1)
+
+    _, again = await stack.command(question)  # still waiting at the plan gate: the same run
+    assert f"attached to the running run `{wid}`" in again["text"], again["text"]
+
+    await stack.click(msg, "Reject", ANN)
+    handle = stack.client.get_workflow_handle_for(ResearchWorkflow.run, wid)
+    assert (await handle.result()).status == "rejected"
+    _, anew = await stack.command(question)  # a rejected run is asked again under the same id
+    assert f"started a new run `{wid}` (the earlier one rejected)" in anew["text"], anew["text"]
+    desc = await stack.client.get_workflow_handle(wid).describe()
+    assert desc.status == WorkflowExecutionStatus.RUNNING
+    await stack.client.get_workflow_handle(wid).terminate("test over")
