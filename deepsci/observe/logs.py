@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
@@ -42,7 +43,9 @@ class StructuredFormatter(logging.Formatter):
         self.json = fmt == "json"
 
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
+        # UTC with milliseconds, the same ISO form as `deepsci logs` and the CLI's timestamps.
+        ts = datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds")
+        fields: dict[str, Any] = {"ts": ts, "level": record.levelname,
                                   "logger": record.name, "msg": record.getMessage(), **context_fields(record)}
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
