@@ -15,7 +15,7 @@ from rich.table import Table
 from deepsci.settings import get_settings
 from deepsci.temporal_client import connect, web_ui_link
 from starter.cli.app import EXIT_REFUSED, Json, app, console, err, fail, run_client
-from starter.cli.runs import link_line
+from starter.cli.runs import link_line, print_markdown
 
 __all__ = ["report_under_review"]
 
@@ -79,7 +79,7 @@ def show(run_id: RunId, as_json: Json = False,
             with console.pager(styles=True):
                 console.print(Markdown(markdown))
         else:
-            console.print(Markdown(markdown))
+            print_markdown(markdown)
     if approve:
         console.print(f"The {p.open_gate} gate waits for a decision (version {p.gate_version}):")
         console.print(f"  {approve}", soft_wrap=True, markup=False, highlight=False)

@@ -135,7 +135,7 @@ def print_result(s, res: ResearchResult, as_json: bool, trace_id: str | None = N
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
         return
     if doc["report_markdown"]:
-        console.print(Markdown(doc["report_markdown"]))
+        print_markdown(doc["report_markdown"])
     note = f"  {res.message}" if res.message and res.message != res.status else ""
     console.print(f"[bold]status:[/bold] {res.status}{note}")
     st = res.stats
@@ -150,6 +150,15 @@ def print_result(s, res: ResearchResult, as_json: bool, trace_id: str | None = N
     link_line("web ui", web_ui_link(s, res.workflow_id))
     if trace_id:
         link_line("trace", str(trace_url(s, trace_id)))
+
+
+def print_markdown(markdown: str) -> None:
+    """A report on a terminal rendered by Rich; piped, the Markdown itself, its lines and links as
+    written (Rich would reflow them at 80 columns and break the file:// links)."""
+    if console.is_terminal:
+        console.print(Markdown(markdown))
+    else:
+        console.print(markdown, markup=False, highlight=False, soft_wrap=True)
 
 
 def link_line(label: str, link: str, to=None) -> None:

@@ -56,6 +56,9 @@ async def test_a_reviewer_reads_the_report_at_the_gate_and_a_rejected_run_says_s
     assert shown["approve"] == f"deepsci approve {wid} --gate report --version 2"
     code, out, err = await _deepsci(e, "show", wid)  # piped: Markdown printed, no pager
     assert code == 0 and "report under review (version 2)" in out and QUESTION in out
+    # ...as written: no line of it (file:// links in the references included) reflowed
+    printed = {line.rstrip() for line in out.splitlines()}
+    assert all(line.rstrip() in printed for line in shown["report_markdown"].splitlines()), out
 
     # a narrow terminal neither wraps nor cuts the link
     code, out, err = await _deepsci({**e, "COLUMNS": "60"}, "status", wid)
