@@ -1,5 +1,5 @@
 """Heartbeat from a background thread while a sync activity blocks (a model call can take a minute,
-the llm policy's heartbeat timeout is 10 s: a dead worker is still noticed in 10 s)."""
+the llm policy's heartbeat timeout is 30 s: a dead worker is still noticed in 30 s)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ own private stack (free ports, never 7233/8233/55432) with
 
 * 2 SIGKILL trials: the worker is killed while a `fetch_parse` activity is pending, a new worker
   finishes the run. Runs have one sub-question, so nothing else is in flight then: fetch_parse
-  heartbeats (10 s heartbeat timeout), the cheapest kill to recover from; a kill during an LLM or
+  heartbeats (30 s heartbeat timeout), the cheapest kill to recover from; a kill during an LLM or
   search call waits out their whole start-to-close timeout (minutes), too long for CI;
 * 1 SIGTERM trial: the worker is asked to stop while an activity runs, drains and exits 0;
 * 1 server restart: the Temporal dev server is stopped mid-run and started on the same SQLite file.
