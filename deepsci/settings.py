@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     # CIDR), for tests and intranets. fetch_timeout_s is the whole fetch's budget and must stay
     # under the fetch policy's start-to-close (2 min).
     fetch_allow_hosts: NameList = Field(default_factory=list)
-    fetch_timeout_s: float = Field(default=25.0, gt=0, lt=120)  # heartbeats meanwhile: workers/heartbeats.py
+    fetch_timeout_s: float = Field(default=25.0, gt=0, lt=120)  # also under the 30 s heartbeat
     fetch_connect_timeout_s: float = Field(default=10.0, gt=0)
     fetch_max_redirects: int = Field(default=5, ge=0, le=20)
     fetch_user_agent: str = "DeepScientist/0.1 (research pipeline)"
